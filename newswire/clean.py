@@ -1,0 +1,186 @@
+"""Cleaning: page bytes in, a :class:`CleanedArticle` out. Pure functions.
+
+trafilatura does the main-text extraction and the metadata; this module
+decides the character set, picks title and date sanely (the feed first: it is
+what the publisher said about the item), and falls back to the feed's own
+content when a page gives no text.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import lxml.html
+import trafilatura
+from lxml import etree
+
+from .model import CleanedArticle, FeedEntry, iso, parse_iso
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: Control characters that are not valid in stored text (everything below
+#: U+0020 except tab, newline and carriage return).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BLOCKS = ("p", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "dd", "dt", "td")
+
+HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml", "")
+
+
+def _codec(name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    label = name.decode("ascii", "ignore") if isinstance(name, bytes) else name
+    try:
+        codec = codecs.lookup(label.strip().lower()).name
+    except LookupError:
+        return None
+    # WHATWG Encoding: a page labelled latin-1/ascii is decoded as windows-1252.
+    return "cp1252" if codec in ("latin-1", "iso8859-1", "ascii") else codec
+
+
+def decode_html(body: bytes, content_type: str = "") -> str:
+    """Decode an HTML page: BOM, then the HTTP charset, then ``<meta charset>``,
+    then UTF-8 if it decodes cleanly, else windows-1252 (the order of the
+    WHATWG encoding sniffing algorithm, without its statistical guess).
+    """
+    for bom, bom_codec in _BOMS:
+        if body.startswith(bom):
+            return _sanitize(body[len(bom):].decode(bom_codec, errors="replace"))
+    match = _HEADER_CHARSET.search(content_type or "")
+    candidates: list[str | None] = [_codec(match.group(1)) if match else None]
+    meta = _META_CHARSET.search(body[:4096])
+    candidates.append(_codec(meta.group(1)) if meta else None)
+    for candidate in candidates:
+        if candidate:
+            return _sanitize(body.decode(candidate, errors="replace"))
+    try:
+        return _sanitize(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return _sanitize(body.decode("cp1252", errors="replace"))
+
+
+def _sanitize(text: str) -> str:
+    return _CONTROL.sub("", text)
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
+    """Paragraphs of an HTML fragment such as a feed's ``content:encoded``.
+
+    Block elements give one paragraph each; loose text between them is kept.
+    """
+    fragment = _sanitize(fragment).strip()
+    if not fragment:
+        return ()
+    if "<" not in fragment:
+        return tuple(p for p in (_squash(x) for x in re.split(r"\n\s*\n", fragment)) if p)
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return ()
+    for bad in root.xpath(".//script|.//style|.//noscript|.//figure|.//figcaption"):
+        bad.drop_tree()
+    blocks = root.xpath(" | ".join(f".//{tag}" for tag in _BLOCKS))
+    if not blocks:
+        text = _squash(root.text_content())
+        return (text,) if text else ()
+    out: list[str] = []
+    for block in blocks:
+        # Nested blocks (a <p> inside an <li>) are read once, at the innermost level.
+        if block.xpath(" | ".join(f".//{tag}" for tag in _BLOCKS)):
+            continue
+        text = _squash(block.text_content())
+        if text:
+            out.append(text)
+    return tuple(out)
+
+
+def _page_date(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        return ""
+
+
+def clean_page(
+    html: str,
+    *,
+    url: str | None = None,
+    entry: FeedEntry | None = None,
+) -> CleanedArticle | None:
+    """The article in ``html``, or None when the page has no main text.
+
+    ``entry`` is what the feed said of the item: its title, date and authors
+    take precedence over what the page's markup claims.
+    """
+    if not html.strip():
+        return None
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return None
+    language = (tree.get("lang") or "").split("-")[0].strip().lower()[:8]
+    document = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=False,
+        date_extraction_params={
+            "extensive_search": True,
+            "original_date": True,
+            "outputformat": "%Y-%m-%dT%H:%M:%S%z",
+        },
+    )
+    if not isinstance(document, trafilatura.settings.Document) or not (document.text or "").strip():
+        return None
+    page_title = _squash(document.title or "")
+    paragraphs = [_squash(p) for p in (document.text or "").split("\n")]
+    paragraphs = [p for p in paragraphs if p]
+    # trafilatura keeps the <h1> as the first line of the text; the title has its own field.
+    while paragraphs and paragraphs[0] in {page_title, entry.title if entry else ""}:
+        paragraphs.pop(0)
+    if not paragraphs:
+        return None
+    authors = entry.authors if entry and entry.authors else tuple(
+        a.strip() for a in re.split(r";|\band\b", document.author or "") if a.strip()
+    )
+    return CleanedArticle(
+        title=(entry.title if entry and entry.title else page_title),
+        paragraphs=tuple(paragraphs),
+        authors=authors,
+        published=(entry.published if entry and entry.published else _page_date(document.date)),
+        language=language or (document.language or ""),
+        image=document.image or "",
+        canonical_url=document.url or "",
+        source="page",
+    )
+
+
+def clean_feed_entry(entry: FeedEntry) -> CleanedArticle | None:
+    """The article as the feed itself carries it (content:encoded, else summary)."""
+    paragraphs = paragraphs_from_html(entry.content) or paragraphs_from_html(entry.summary)
+    if not paragraphs:
+        return None
+    return CleanedArticle(
+        title=entry.title,
+        paragraphs=paragraphs,
+        authors=entry.authors,
+        published=entry.published,
+        source="feed",
+    )

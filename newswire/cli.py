@@ -1,0 +1,268 @@
+"""The ``newswire`` command: read what newswire stored, follow it, try the cleaner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .clean import HTML_TYPES, clean_page, decode_html
+from .cli_args import OneLineParser
+from .errors import ConfigError, ExtractError, FetchError
+from .feeds import load_feeds_file
+from .http import Fetcher
+from .model import parse_iso
+from .process import run_main
+from .settings import Settings
+from .store import Store, connect, ping
+
+#: The ``newswire feeds --json`` fields that CONTRACT.md promises, in order.
+FEED_FIELDS = ("name", "url", "last_status", "last_success", "next_check", "errors",
+               "last_error", "disabled")
+
+
+def _store(settings: Settings) -> Store:
+    client = connect(settings)
+    ping(client, settings)
+    return Store(client, settings)
+
+
+def _emit(out: TextIO, line: str) -> None:
+    out.write(line + "\n")
+    out.flush()  # line by line, also into a pipe: subscribers read as it comes
+
+
+# -- recent -------------------------------------------------------------------
+
+def _since(value: str) -> datetime:
+    try:
+        since = parse_iso(value)
+    except ValueError:
+        since = None
+    if since is None:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}")
+    return since
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value!r}")
+    return number
+
+
+def article_json(article: dict[str, str]) -> dict[str, Any]:
+    """An article hash as JSON: empty strings of optional fields become null."""
+    data: dict[str, Any] = dict(article)
+    for name in ("published", "duplicate_of", "fetch_error", "language", "image"):
+        data[name] = data.get(name) or None
+    data["authors"] = [a for a in (data.get("authors") or "").split(", ") if a]
+    return data
+
+
+def cmd_recent(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    store = _store(settings)
+    if args.feed:
+        names = {f.name for f in load_feeds_file(settings.feeds_path)}
+        if args.feed not in names and not store.feed_state(args.feed):
+            raise ConfigError(f"unknown feed {args.feed!r} (see newswire feeds)")
+    articles = store.recent(limit=args.limit, feed=args.feed, since=args.since)
+    for article in articles:
+        if args.json:
+            _emit(out, json.dumps(article_json(article), ensure_ascii=False))
+        else:
+            mark = f"  (duplicate of {article['duplicate_of']})" if article.get(
+                "duplicate_of") else ""
+            _emit(out, f"{article.get('published', '')}  [{article.get('feed', '')}]  "
+                       f"{article.get('title', '')}  {article.get('url', '')}{mark}")
+    return 0
+
+
+# -- subscribe ----------------------------------------------------------------
+
+def cmd_subscribe(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    store = _store(settings)
+    if args.from_start:
+        after = "0-0"
+    elif args.from_id:
+        after = args.from_id
+    else:
+        after = store.last_stream_id()
+    while True:
+        entries = store.read_stream(after, block_ms=args.block_ms, count=100)
+        if not entries and args.exit_when_idle:
+            return 0
+        for entry_id, fields in entries:
+            after = entry_id
+            if fields.get("type") != "new" and not args.all:
+                continue
+            if args.json:
+                _emit(out, json.dumps({"stream_id": entry_id, **fields}, ensure_ascii=False))
+            else:
+                _emit(out, f"{entry_id}  {fields.get('published', '')}  [{fields.get('feed', '')}]"
+                           f"  {fields.get('title', '')}  {fields.get('url', '')}")
+
+
+def _stream_id(value: str) -> str:
+    head, _, tail = value.partition("-")
+    if not head.isdigit() or (tail and not tail.isdigit()):
+        raise argparse.ArgumentTypeError(f"not a stream id (like 1700000000000-0): {value!r}")
+    return value
+
+
+# -- extract ------------------------------------------------------------------
+
+def extract_source(source: str, fetcher: Callable[[], Fetcher]) -> dict[str, Any]:
+    """Clean one URL or HTML file exactly as the worker would."""
+    if source.startswith(("http://", "https://")):
+        response = fetcher().get(source, max_bytes=fetcher().settings.page_max_bytes)
+        media_type = response.content_type.split(";", 1)[0].strip().lower()
+        if media_type not in HTML_TYPES:
+            raise ExtractError(f"{source}: not an HTML page ({media_type})")
+        html, url = decode_html(response.body, response.content_type), response.url
+    else:
+        path = Path(source)
+        try:
+            html = decode_html(path.read_bytes())
+        except OSError as e:
+            raise ExtractError(f"cannot read {source}: {e.strerror or e}") from e
+        url = None
+    article = clean_page(html, url=url)
+    if article is None:
+        raise ExtractError(f"{source}: no article text found")
+    return {"source": source, **article.to_json()}
+
+
+def cmd_extract(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    made: list[Fetcher] = []
+
+    def fetcher() -> Fetcher:
+        if not made:
+            made.append(Fetcher(settings))
+        return made[0]
+
+    failures = 0
+    for source in args.sources:
+        try:
+            data = extract_source(source, fetcher)
+        except (ExtractError, FetchError) as e:
+            failures += 1
+            print(f"newswire: error: {e}", file=sys.stderr)
+            if args.json:
+                _emit(out, json.dumps({"source": source, "error": str(e), "title": None,
+                                       "text": None, "published": None}, ensure_ascii=False))
+            continue
+        if args.json:
+            _emit(out, json.dumps(data, ensure_ascii=False))
+        else:
+            _emit(out, f"# {data['title']}\n")
+            if data["published"]:
+                _emit(out, f"published: {data['published']}\n")
+            _emit(out, "\n\n".join(data["text"].split("\n")) + "\n")
+    for f in made:
+        f.close()
+    return 1 if failures else 0
+
+
+# -- feeds --------------------------------------------------------------------
+
+def feed_status(name: str, config_url: str, state: dict[str, str]) -> dict[str, Any]:
+    """One feed's polling state as CONTRACT.md describes it."""
+    same = state.get("config_url") == config_url
+    errors = state.get("errors") or "0"
+    return {
+        "name": name,
+        "url": (state.get("url") if same else None) or config_url,
+        "last_status": int(state["last_status"]) if same and state.get("last_status") else None,
+        "last_success": (state.get("last_success") or None) if same else None,
+        "next_check": (state.get("next_check") or None) if same else None,
+        "errors": int(errors) if same and errors.isdigit() else 0,
+        "last_error": (state.get("last_error") or None) if same else None,
+        "disabled": same and state.get("disabled") == "1",
+    }
+
+
+def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    feeds = load_feeds_file(settings.feeds_path)
+    store = _store(settings)
+    for feed in feeds:
+        status = feed_status(feed.name, feed.url, store.feed_state(feed.name))
+        if args.json:
+            _emit(out, json.dumps(status, ensure_ascii=False))
+            continue
+        state = "disabled" if status["disabled"] else (
+            f"{status['errors']} errors" if status["errors"] else "ok")
+        if status["last_status"] is None and not status["errors"]:
+            state = "never polled"
+        _emit(out, f"{feed.name:<20} {state:<12} last {status['last_status'] or '-':<4} "
+                   f"next {status['next_check'] or 'now':<20} {status['url']}"
+                   + (f"\n{'':<20} last error: {status['last_error']}" if status["last_error"]
+                      else ""))
+    return 0
+
+
+# -- main ---------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="newswire", description="Streaming news ingestion on Redis.")
+    parser.add_argument("--version", action="version", version=f"newswire {__version__}")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=OneLineParser)
+
+    recent = commands.add_parser("recent", help="recent stored articles, newest first")
+    recent.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    recent.add_argument("--feed", help="only articles of this feed")
+    recent.add_argument("--since", type=_since, help="only articles published since (ISO 8601)")
+    recent.add_argument("--json", action="store_true", help="one JSON object per line")
+    recent.set_defaults(handler=cmd_recent)
+
+    subscribe = commands.add_parser("subscribe", help="follow new stories as they are stored")
+    subscribe.add_argument("--json", action="store_true", help="one JSON object per line")
+    start = subscribe.add_mutually_exclusive_group()
+    start.add_argument("--from-start", action="store_true", help="from the oldest kept entry")
+    start.add_argument("--from", dest="from_id", type=_stream_id, metavar="ID",
+                       help="from after this stream id (as printed), missing nothing")
+    subscribe.add_argument("--all", action="store_true",
+                           help="duplicates too, not only new stories")
+    subscribe.add_argument("--exit-when-idle", action="store_true",
+                           help="exit once caught up and nothing arrives for --block-ms")
+    subscribe.add_argument("--block-ms", type=_positive, default=5000, help=argparse.SUPPRESS)
+    subscribe.set_defaults(handler=cmd_subscribe)
+
+    extract = commands.add_parser("extract", help="print the cleaned article of a URL or file")
+    extract.add_argument("--json", action="store_true", help="one JSON object per SOURCE")
+    extract.add_argument("sources", nargs="+", metavar="SOURCE", help="article URL or HTML file")
+    extract.set_defaults(handler=cmd_extract)
+
+    feeds = commands.add_parser("feeds", help="the configured feeds and their polling state")
+    feeds.add_argument("--json", action="store_true", help="one JSON object per feed")
+    feeds.set_defaults(handler=cmd_feeds)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body(settings: Settings) -> int:
+        try:
+            return int(args.handler(args, settings, sys.stdout))
+        except BrokenPipeError:  # `newswire recent | head`
+            sys.stderr.close()
+            return 0
+
+    return run_main(body, prog="newswire", json_logs=args.log_json)
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The feeds file and feed documents: TOML and RSS/Atom bytes in, plain data out.
+
+Parsing is feedparser's (RSS 0.9x, 1.0, 2.0, Atom 0.3/1.0; encodings from the
+HTTP header, the XML declaration or a BOM); this module only turns its result
+into :class:`FeedEntry` values and decides what is not an entry.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+
+from .errors import ConfigError, ParseError
+from .model import FeedConfig, FeedEntry, ParsedFeed, iso
+from .urls import InvalidURL, canonicalize
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MAX_TITLE = 1000
+_MAX_TEXT = 200_000
+# feedparser flags these, but the document itself is fine: a missing or non-XML
+# Content-Type header, or a header charset that the XML declaration overrides.
+_BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+
+
+def load_feeds_file(path: Path) -> list[FeedConfig]:
+    """Read and validate a feeds file (see README, "Feeds file")."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read feeds file {path}: {e.strerror or e}") from e
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"feeds file {path} is not valid TOML: {e}") from e
+    tables = data.get("feeds", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"feeds file {path}: 'feeds' must be an array of tables ([[feeds]])")
+    feeds: list[FeedConfig] = []
+    seen: set[str] = set()
+    for number, table in enumerate(tables, 1):
+        where = f"feeds file {path}, feed #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table")
+        name, url, interval = table.get("name"), table.get("url"), table.get("interval")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"{where}: 'name' must be 1-64 letters, digits, '.', '_' or '-', got {name!r}"
+            )
+        if name in seen:
+            raise ConfigError(f"{where}: the name {name!r} is used twice")
+        seen.add(name)
+        if not isinstance(url, str):
+            raise ConfigError(f"{where} ({name}): 'url' is missing")
+        try:
+            canonicalize(url)
+        except InvalidURL as e:
+            raise ConfigError(f"{where} ({name}): {e}") from None
+        if interval is not None and (
+            isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0
+        ):
+            raise ConfigError(f"{where} ({name}): 'interval' must be a positive number of seconds")
+        unknown = set(table) - {"name", "url", "interval"}
+        if unknown:
+            raise ConfigError(f"{where} ({name}): unknown keys {', '.join(sorted(unknown))}")
+        feeds.append(FeedConfig(name=name, url=url.strip(), interval=interval))
+    return feeds
+
+
+def _utc(struct: time.struct_time | None) -> str:
+    # feedparser normalizes every date it understands to a UTC struct_time.
+    if not struct:
+        return ""
+    try:
+        return iso(datetime.fromtimestamp(calendar.timegm(struct), UTC))
+    except (OverflowError, ValueError, OSError):
+        return ""
+
+
+def _clip(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else ""
+    return text.replace("\x00", "").strip()[:limit]
+
+
+def _entry_link(entry: Any) -> str:
+    link = entry.get("link") or ""
+    if not link:
+        for candidate in entry.get("links", []):
+            if candidate.get("rel", "alternate") == "alternate" and candidate.get("href"):
+                return str(candidate["href"])
+        guid = entry.get("id") or ""
+        if entry.get("guidislink") or guid.startswith(("http://", "https://")):
+            return str(guid)
+    return str(link)
+
+
+def _content(entry: Any) -> str:
+    for item in entry.get("content", []):
+        if item.get("value"):
+            return _clip(item["value"], _MAX_TEXT)
+    return ""
+
+
+def parse_feed(body: bytes, *, feed: str, url: str, content_type: str = "") -> ParsedFeed:
+    """Parse a fetched feed document into entries.
+
+    Entries without an http(s) link are skipped with a reason. A document with
+    no entries that feedparser could not read at all raises :class:`ParseError`.
+    """
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
+    problem = ""
+    exc = parsed.get("bozo_exception")
+    if parsed.get("bozo") and not isinstance(exc, _BENIGN):
+        problem = f"{type(exc).__name__}: {exc}" if exc else "ill-formed feed"
+    if not parsed.entries and (problem or not parsed.get("version")):
+        kind = "not an RSS or Atom feed" if not parsed.get("version") else "malformed feed"
+        raise ParseError(f"{kind}: {problem}" if problem else kind)
+
+    entries: list[FeedEntry] = []
+    skipped: list[str] = []
+    for raw in parsed.entries:
+        link = _entry_link(raw).strip()
+        try:
+            canonical = canonicalize(link)
+        except InvalidURL as e:
+            skipped.append(f"entry {_clip(raw.get('title'), 80)!r}: {e}")
+            continue
+        entries.append(
+            FeedEntry(
+                feed=feed,
+                link=link,
+                canonical_url=canonical,
+                guid=_clip(raw.get("id"), 2000) or link,
+                title=" ".join(_clip(raw.get("title"), _MAX_TITLE).split()),
+                published=_utc(raw.get("published_parsed") or raw.get("updated_parsed")),
+                summary=_clip(raw.get("summary"), _MAX_TEXT),
+                content=_content(raw),
+                authors=tuple(
+                    _clip(a.get("name"), 200) for a in raw.get("authors", []) if a.get("name")
+                ),
+            )
+        )
+    ttl = None
+    raw_ttl = str(parsed.feed.get("ttl", "")).strip()
+    if raw_ttl.isdigit():
+        ttl = int(raw_ttl)
+    return ParsedFeed(
+        title=_clip(parsed.feed.get("title"), _MAX_TITLE),
+        entries=tuple(entries),
+        ttl_minutes=ttl,
+        skipped=tuple(skipped),
+        recovered_error=problem if entries else "",
+    )

@@ -1,0 +1,34 @@
+"""Fingerprints of article text: the exact-duplicate key.
+
+Two texts get the same fingerprint when they differ only in case, Unicode
+form, punctuation, quote style, whitespace or how the words are split into
+paragraphs. The fingerprint is hex, prefixed with a two-digit version, so a
+change of normalization can never silently match data stored under the old
+one (the idea of reader's ``_hash_utils``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+FINGERPRINT_VERSION = 1
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_text(text: str) -> str:
+    """Lower-case words of ``text`` separated by single spaces.
+
+    NFKC folds compatibility forms (non-breaking spaces, full-width letters,
+    ligatures); ``casefold`` is Unicode's caseless matching; every run of
+    punctuation, symbols and whitespace becomes one space.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def fingerprint(text: str) -> str:
+    """Versioned hex fingerprint of the normalized ``text``."""
+    digest = hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).hexdigest()
+    return f"{FINGERPRINT_VERSION:02x}{digest}"

@@ -1,0 +1,210 @@
+"""The HTTP adapter: one ``httpx.Client`` per process, every request bounded.
+
+Bounds: the body is cut off while streaming once it passes the limit (decoded
+bytes, so a gzip or brotli bomb stops at the same limit); one deadline covers
+the whole request with its redirects; redirects are followed by hand, at most
+``max_redirects``, so that every hop is checked before it is requested:
+only http(s), and never a loopback, private, link-local or unspecified address
+unless private networks are allowed (SSRF; the cloud metadata address
+169.254.169.254 is link-local).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import socket
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .errors import (
+    BlockedURLError,
+    FetchError,
+    HTTPStatusError,
+    TooLargeError,
+    TransientFetchError,
+)
+from .model import FetchedResponse
+from .settings import Settings
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+_PERMANENT = {301, 308}
+#: Statuses that may go away by themselves (RFC 9110 15.6; 429 from RFC 6585).
+TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+_RETRY_AFTER_CAP = 86_400.0
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header.
+
+    Delta-seconds or an HTTP-date (RFC 9110 10.2.3), capped at a day.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return min(max((when - now).total_seconds(), 0.0), _RETRY_AFTER_CAP)
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse ``url`` unless it is http(s) to a public address.
+
+    Every address the host name resolves to must be public, so that a name
+    pointing at 127.0.0.1 is refused like the literal. Raises
+    :class:`BlockedURLError` (no request made) or :class:`TransientFetchError`
+    when the name does not resolve.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise BlockedURLError(f"invalid URL {url!r}: {e}", url=url) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise BlockedURLError(f"refused non-HTTP URL {url!r}", url=url)
+    host = parts.hostname
+    if not host:
+        raise BlockedURLError(f"URL has no host: {url!r}", url=url)
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port or 80, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as e:
+        raise TransientFetchError(f"cannot resolve host {host!r}: {e}", url=url) from e
+    for info in infos:
+        address = str(info[4][0])
+        if not _is_public(address):
+            raise BlockedURLError(
+                f"refused {url}: {host} resolves to non-public address {address} "
+                "(set NEWSWIRE_ALLOW_PRIVATE_NETWORKS=1 to allow)",
+                url=url,
+            )
+
+
+class Fetcher:
+    """Bounded GETs over one shared ``httpx.Client`` (thread-safe)."""
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.client = httpx.Client(
+            headers={"User-Agent": settings.user_agent},
+            timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
+            follow_redirects=False,
+            transport=transport,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+        accept: str = "*/*",
+    ) -> FetchedResponse:
+        """GET ``url`` following redirects; 2xx and 304 come back, the rest raise.
+
+        Raises :class:`BlockedURLError`, :class:`TooLargeError`,
+        :class:`TransientFetchError` (timeouts, connection errors, 408/429/5xx;
+        ``retry_after`` set from the header) or :class:`HTTPStatusError`.
+        """
+        started = time.monotonic()
+        deadline = started + self.settings.request_timeout
+        request_headers = {"Accept": accept, **(headers or {})}
+        current, permanent_url, permanent_chain = url, None, True
+        for _hop in range(self.settings.max_redirects + 1):
+            check_url(current, allow_private=self.settings.allow_private_networks)
+            status, response_headers, body = self._one(
+                current, request_headers, max_bytes=max_bytes, deadline=deadline
+            )
+            if status in _REDIRECTS and "location" in response_headers:
+                target = urljoin(current, response_headers["location"].strip())
+                if target == current:
+                    raise FetchError(f"redirect loop at {current}", url=url, status=status)
+                permanent_chain = permanent_chain and status in _PERMANENT
+                if permanent_chain:
+                    permanent_url = target
+                current = target
+                continue
+            if status in TRANSIENT_STATUSES:
+                raise TransientFetchError(
+                    f"{current} answered {status}",
+                    url=current,
+                    status=status,
+                    retry_after=retry_after_seconds(response_headers.get("retry-after")),
+                )
+            if status >= 400:
+                raise HTTPStatusError(f"{current} answered {status}", url=current, status=status)
+            return FetchedResponse(
+                url=current,
+                status=status,
+                headers=response_headers,
+                body=body,
+                permanent_url=permanent_url,
+                elapsed=time.monotonic() - started,
+            )
+        raise FetchError(
+            f"too many redirects (more than {self.settings.max_redirects}) from {url}", url=url
+        )
+
+    def _one(
+        self, url: str, headers: Mapping[str, str], *, max_bytes: int, deadline: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransientFetchError(
+                f"{url}: gave up after {self.settings.request_timeout:g}s", url=url
+            )
+        timeout = httpx.Timeout(remaining, connect=min(self.settings.connect_timeout, remaining))
+        try:
+            with self.client.stream("GET", url, headers=headers, timeout=timeout) as response:
+                response_headers = {k.lower(): v for k, v in response.headers.items()}
+                if response.status_code in _REDIRECTS or response.status_code >= 400:
+                    return response.status_code, response_headers, b""
+                declared = response_headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise TooLargeError(
+                        f"{url}: body of {int(declared)} bytes is over the {max_bytes}-byte limit",
+                        url=url,
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLargeError(
+                            f"{url}: body over the {max_bytes}-byte limit, cut off", url=url
+                        )
+                    if time.monotonic() > deadline:
+                        raise TransientFetchError(
+                            f"{url}: gave up after {self.settings.request_timeout:g}s", url=url
+                        )
+                    chunks.append(chunk)
+                return response.status_code, response_headers, b"".join(chunks)
+        except httpx.TimeoutException as e:
+            raise TransientFetchError(f"{url}: timed out ({type(e).__name__})", url=url) from e
+        except httpx.DecodingError as e:
+            raise FetchError(f"{url}: undecodable content encoding: {e}", url=url) from e
+        except (httpx.TransportError, httpx.InvalidURL) as e:
+            raise TransientFetchError(f"{url}: {type(e).__name__}: {e}", url=url) from e

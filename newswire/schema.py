@@ -1,0 +1,170 @@
+"""The Redis schema: every key, channel and Lua script newswire uses.
+
+Public (CONTRACT.md; other programs read these)::
+
+    {p}:article:<id>      hash        one stored article
+    {p}:recent            sorted set  article id -> published time, epoch seconds
+    {p}:new               channel     JSON per new story
+    {p}:stream            stream      one entry per stored article, type new|duplicate
+
+Internal (the README documents them; free to change between versions)::
+
+    {p}:url:<h>           string  article id stored for canonical URL hash <h>
+    {p}:fp:<fingerprint>  string  first article id with this exact fingerprint
+    {p}:seen:url:<h>      string  RQ job id of an entry already enqueued, by canonical URL
+    {p}:seen:guid:<h>     string  the same, by the entry's guid
+    {p}:feed:<name>       hash    polling state of a feed
+    {p}:feeds:due         sorted set  feed name -> next check, epoch seconds
+    {p}:expiry            sorted set  article id -> epoch when it leaves ``{p}:recent``
+    {p}:stats             hash    counters for ``newswire status``
+
+Every key that belongs to one article expires with it (retention window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .urls import url_hash
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix (``news`` unless ``NEWSWIRE_PREFIX`` says otherwise)."""
+
+    prefix: str = "news"
+
+    @property
+    def recent(self) -> str:
+        return f"{self.prefix}:recent"
+
+    @property
+    def new_channel(self) -> str:
+        return f"{self.prefix}:new"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:stream"
+
+    @property
+    def feeds_due(self) -> str:
+        return f"{self.prefix}:feeds:due"
+
+    @property
+    def expiry(self) -> str:
+        return f"{self.prefix}:expiry"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    def article(self, article_id: str) -> str:
+        return f"{self.prefix}:article:{article_id}"
+
+    def url(self, canonical_url: str) -> str:
+        return f"{self.prefix}:url:{url_hash(canonical_url)}"
+
+    def fingerprint(self, fingerprint: str) -> str:
+        return f"{self.prefix}:fp:{fingerprint}"
+
+    def seen_url(self, canonical_url: str) -> str:
+        return f"{self.prefix}:seen:url:{url_hash(canonical_url)}"
+
+    def seen_guid(self, guid: str) -> str:
+        return f"{self.prefix}:seen:guid:{url_hash(guid)}"
+
+    def feed(self, name: str) -> str:
+        return f"{self.prefix}:feed:{name}"
+
+
+def article_id(canonical_url: str) -> str:
+    """The id of the article an entry becomes: stable, so a retried job finds itself."""
+    return url_hash(canonical_url)[:20]
+
+
+def job_id(canonical_url: str) -> str:
+    """The RQ job id for an entry: one job per canonical URL, whoever enqueues it."""
+    return f"article-{url_hash(canonical_url)}"
+
+
+#: The one atomic step that decides new or duplicate, stores, indexes and announces.
+#:
+#: KEYS: 1 article hash, 2 url index of the entry link, 3 url index of the page's
+#:       own canonical URL (may equal 2), 4 fingerprint index, 5 recent zset, 6 stream,
+#:       7 stats hash, 8 expiry zset
+#: ARGV: 1 article id, 2 published epoch, 3 ttl seconds, 4 stream maxlen, 5 channel,
+#:       6 now epoch, 7 article key prefix ("news:article:"),
+#:       8.. field, value pairs of the article
+#: Returns {type, id, story, duplicate_of, method, stream_id}; type "exists" when the
+#: entry's URL was stored before (a retried job): then nothing at all is written.
+COMMIT_ARTICLE = r"""
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  local known_story = redis.call('HGET', ARGV[7] .. existing, 'story') or existing
+  return {'exists', existing, known_story, '', 'url', ''}
+end
+local id = ARGV[1]
+local ttl = tonumber(ARGV[3])
+local dup, method = false, ''
+if KEYS[3] ~= KEYS[2] then
+  dup = redis.call('GET', KEYS[3])
+  if dup then method = 'canonical_url' end
+end
+if not dup then
+  dup = redis.call('GET', KEYS[4])
+  if dup then method = 'fingerprint' end
+end
+local story, duplicate_of, kind = id, '', 'new'
+if dup and dup ~= id then
+  story = redis.call('HGET', ARGV[7] .. dup, 'story') or dup
+  duplicate_of, kind = dup, 'duplicate'
+end
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+local record = {}
+for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
+redis.call('HSET', KEYS[1], 'story', story, 'duplicate_of', duplicate_of, 'method', method,
+           unpack(fields))
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[2], id, 'EX', ttl)
+if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl) end
+redis.call('SET', KEYS[4], id, 'NX', 'EX', ttl)
+redis.call('ZADD', KEYS[5], ARGV[2], id)
+-- The recent index is ordered by published time, so it can't be trimmed by score:
+-- a separate zset says when each id's hash expires; drop a bounded batch of those.
+redis.call('ZADD', KEYS[8], tonumber(ARGV[6]) + ttl, id)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', ARGV[6], 'LIMIT', 0, 100)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[5], unpack(expired))
+  redis.call('ZREM', KEYS[8], unpack(expired))
+end
+local event = {
+  'type', kind, 'id', id, 'url', record['url'] or '',
+  'canonical_url', record['canonical_url'] or '', 'title', record['title'] or '',
+  'feed', record['feed'] or '', 'published', record['published'] or '',
+  'story', story, 'duplicate_of', duplicate_of, 'method', method,
+  'fingerprint', record['fingerprint'] or '',
+}
+local stream_id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', unpack(event))
+redis.call('HINCRBY', KEYS[7], 'articles_' .. kind, 1)
+if kind == 'new' then
+  redis.call('PUBLISH', ARGV[5], cjson.encode({
+    id = id, url = record['url'] or '', canonical_url = record['canonical_url'] or '',
+    title = record['title'] or '', feed = record['feed'] or '',
+    published = record['published'] or '', story = story, stream_id = stream_id,
+  }))
+end
+return {kind, id, story, duplicate_of, method, stream_id}
+"""
+
+#: Claim a due feed for one poll, so that two schedulers never poll it twice.
+#:
+#: KEYS: 1 feeds due zset. ARGV: 1 feed name, 2 now epoch, 3 lease-until epoch.
+#: Returns 1 when claimed (the feed is due, or new); 0 when it is not due yet or
+#: another scheduler holds it. The lease lapses by itself if the claimer dies.
+CLAIM_FEED = r"""
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""

@@ -1,0 +1,127 @@
+"""One settings object, read from the environment once at process start.
+
+Nothing below the entry points reads ``os.environ``: each process builds a
+:class:`Settings` with :meth:`Settings.from_env` and passes it down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib.resources import files
+from pathlib import Path
+
+from . import USER_AGENT
+from .errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+EMBEDDED_SOCKET = "redis.sock"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def shipped_feeds_file() -> Path:
+    """The feeds file shipped with the package (The Moscow Times and TheJournal)."""
+    return Path(str(files("newswire") / "data" / "feeds.toml"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a newswire process needs to know about its environment."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    #: True when REDIS_URL was not given and the URL points at ``newswire up``'s Redis.
+    redis_embedded: bool = False
+    prefix: str = "news"
+    feeds_path: Path = field(default_factory=shipped_feeds_file)
+    data_dir: Path = Path(".newswire")
+    allow_private_networks: bool = False
+    user_agent: str = USER_AGENT
+    queue_name: str = "newswire"
+    #: Seconds between polls of a feed that gives no hint of its own.
+    default_interval: int = 900
+    #: Days an article, its dedup keys and its index entries are kept.
+    retention_days: int = 30
+    #: Approximate cap of the ``news:stream`` stream (XADD MAXLEN ~).
+    stream_maxlen: int = 100_000
+    feed_max_bytes: int = 10 * 1024 * 1024
+    page_max_bytes: int = 10 * 1024 * 1024
+    #: Seconds for connecting, and the total budget of one request with its redirects.
+    connect_timeout: float = 10.0
+    request_timeout: float = 30.0
+    max_redirects: int = 5
+    #: Feed polls in flight at once, and at most per host.
+    poll_concurrency: int = 8
+    per_host_concurrency: int = 2
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.retention_days * 86_400
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        """Read the settings from ``env`` (default: ``os.environ``).
+
+        ``REDIS_URL`` unset: when a ``newswire up`` in this folder (or
+        ``NEWSWIRE_DATA``) runs an embedded Redis, its socket is used, so that
+        ``newswire recent`` and friends find it without being told.
+        """
+        env = os.environ if env is None else env
+        cwd = Path.cwd() if cwd is None else cwd
+        data_dir = Path(env.get("NEWSWIRE_DATA") or cwd / ".newswire")
+        redis_url = env.get("REDIS_URL", "").strip()
+        embedded = False
+        if not redis_url:
+            socket = data_dir / EMBEDDED_SOCKET
+            if socket.exists():
+                redis_url, embedded = f"unix://{socket.resolve()}", True
+            else:
+                redis_url = DEFAULT_REDIS_URL
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {redis_url!r}"
+            )
+        feeds = env.get("NEWSWIRE_FEEDS", "").strip()
+        if feeds:
+            feeds_path = Path(feeds)
+        elif (cwd / "feeds.toml").exists():
+            feeds_path = cwd / "feeds.toml"
+        else:
+            feeds_path = shipped_feeds_file()
+        prefix = env.get("NEWSWIRE_PREFIX", "").strip() or "news"
+        if ":" in prefix or " " in prefix:
+            raise ConfigError(f"NEWSWIRE_PREFIX must not contain ':' or spaces, got {prefix!r}")
+        return cls(
+            redis_url=redis_url,
+            redis_embedded=embedded,
+            prefix=prefix,
+            feeds_path=feeds_path,
+            data_dir=data_dir,
+            allow_private_networks=_flag(env, "NEWSWIRE_ALLOW_PRIVATE_NETWORKS"),
+            default_interval=_int(env, "NEWSWIRE_DEFAULT_INTERVAL", 900) or 900,
+            retention_days=_int(env, "NEWSWIRE_RETENTION_DAYS", 30) or 30,
+            stream_maxlen=_int(env, "NEWSWIRE_STREAM_MAXLEN", 100_000) or 100_000,
+            feed_max_bytes=_int(env, "NEWSWIRE_FEED_MAX_BYTES", 10 * 1024 * 1024),
+            page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
+            request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and the CLI's flags use it)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

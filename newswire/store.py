@@ -1,0 +1,222 @@
+"""The Redis adapter: connection, the commit script and the reads the CLI needs.
+
+Key names and Lua live in :mod:`newswire.schema`; this module only runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from .errors import StoreError
+from .model import ArticleRecord, CommitResult, FeedEntry, parse_iso
+from .schema import CLAIM_FEED, COMMIT_ARTICLE, Keys
+from .settings import Settings
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client with its own pool for this process; it reconnects by itself.
+
+    Responses stay bytes (RQ needs that); :class:`Store` decodes what it reads.
+    """
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=5),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+    except ValueError as e:
+        raise StoreError(f"invalid REDIS_URL {settings.redis_url!r}: {e}") from e
+    return client
+
+
+def ping(client: redis.Redis, settings: Settings) -> None:
+    """Raise :class:`StoreError` with a readable line when Redis can't be reached."""
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        where = settings.redis_url
+        raise StoreError(f"cannot reach Redis at {where}: {e}") from e
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+class Store:
+    """newswire's reads and writes against one Redis."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.redis = client
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._commit = client.register_script(COMMIT_ARTICLE)
+        self._claim = client.register_script(CLAIM_FEED)
+
+    # -- articles ---------------------------------------------------------------
+
+    def commit(self, record: ArticleRecord, now: datetime) -> CommitResult:
+        """Decide new or duplicate, store, index and announce: one atomic script."""
+        published = parse_iso(record.published) or now
+        flat: list[str] = []
+        for name, value in record.fields().items():
+            flat += [name, value]
+        page_url = record.page_canonical_url or record.canonical_url
+        result = self._commit(
+            keys=[
+                self.keys.article(record.id),
+                self.keys.url(record.canonical_url),
+                self.keys.url(page_url),
+                self.keys.fingerprint(record.fingerprint),
+                self.keys.recent,
+                self.keys.stream,
+                self.keys.stats,
+                self.keys.expiry,
+            ],
+            args=[
+                record.id,
+                int(published.timestamp()),
+                self.settings.retention_seconds,
+                self.settings.stream_maxlen,
+                self.keys.new_channel,
+                int(now.timestamp()),
+                self.keys.article(""),
+                *flat,
+            ],
+        )
+        kind, article_id, story, duplicate_of, method, stream_id = (_text(v) for v in result)
+        return CommitResult(kind, article_id, story, duplicate_of, method, stream_id)
+
+    def stored_id(self, canonical_url: str) -> str | None:
+        """The id of the article stored for this canonical URL, if any."""
+        value = self.redis.get(self.keys.url(canonical_url))
+        return _text(value) or None
+
+    def article(self, article_id: str) -> dict[str, str]:
+        return decode_hash(self.redis.hgetall(self.keys.article(article_id)))
+
+    def recent(
+        self, *, limit: int, feed: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, str]]:
+        """Stored articles, newest first, optionally of one feed and since a time."""
+        low = since.timestamp() if since else "-inf"
+        found: list[dict[str, str]] = []
+        offset, page = 0, max(limit, 100)
+        while len(found) < limit:
+            ids = self.redis.zrevrangebyscore(self.keys.recent, "+inf", low, start=offset, num=page)
+            if not ids:
+                break
+            offset += len(ids)
+            pipe = self.redis.pipeline(transaction=False)
+            for raw_id in ids:
+                pipe.hgetall(self.keys.article(_text(raw_id)))
+            for raw in pipe.execute():
+                article = decode_hash(raw)
+                if article and (feed is None or article.get("feed") == feed):
+                    found.append(article)
+                    if len(found) == limit:
+                        break
+        return found
+
+    def read_stream(
+        self, after: str, *, block_ms: int | None, count: int = 100
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Stream entries after ``after`` (exclusive), waiting up to ``block_ms``."""
+        reply: Any = self.redis.xread({self.keys.stream: after}, count=count, block=block_ms)
+        entries: list[tuple[str, dict[str, str]]] = []
+        for _stream, items in reply or []:
+            for entry_id, fields in items:
+                entries.append((_text(entry_id), decode_hash(fields)))
+        return entries
+
+    def last_stream_id(self) -> str:
+        """The newest stream id, or "0-0" for an empty stream."""
+        last = self.redis.xrevrange(self.keys.stream, count=1)
+        return _text(last[0][0]) if last else "0-0"
+
+    # -- entries seen by the scheduler -------------------------------------------
+
+    def unseen(self, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
+        """Entries whose canonical URL and guid were never enqueued nor stored."""
+        if not entries:
+            return []
+        keys: list[str] = []
+        for entry in entries:
+            keys += [
+                self.keys.seen_url(entry.canonical_url),
+                self.keys.seen_guid(entry.guid),
+                self.keys.url(entry.canonical_url),
+            ]
+        values = self.redis.mget(keys)
+        fresh: list[FeedEntry] = []
+        batch_urls: set[str] = set()
+        for i, entry in enumerate(entries):
+            if any(values[3 * i: 3 * i + 3]) or entry.canonical_url in batch_urls:
+                continue
+            batch_urls.add(entry.canonical_url)
+            fresh.append(entry)
+        return fresh
+
+    def mark_seen(self, entries: Iterable[tuple[FeedEntry, str]]) -> None:
+        """Remember enqueued entries by canonical URL and guid, for the retention window."""
+        ttl = self.settings.retention_seconds
+        pipe = self.redis.pipeline(transaction=False)
+        for entry, job in entries:
+            pipe.set(self.keys.seen_url(entry.canonical_url), job, ex=ttl)
+            pipe.set(self.keys.seen_guid(entry.guid), job, ex=ttl)
+        pipe.execute()
+
+    # -- feed state ---------------------------------------------------------------
+
+    def claim_feed(self, name: str, now: float, lease_until: float) -> bool:
+        return bool(self._claim(keys=[self.keys.feeds_due], args=[name, now, lease_until]))
+
+    def due_times(self, names: Sequence[str]) -> dict[str, float | None]:
+        """Next check time of each feed (None: never polled)."""
+        if not names:
+            return {}
+        scores = self.redis.zmscore(self.keys.feeds_due, list(names))
+        return {
+            name: (float(s) if s is not None else None)
+            for name, s in zip(names, scores, strict=True)
+        }
+
+    def forget_feeds_except(self, names: Iterable[str]) -> None:
+        """Drop due times of feeds no longer in the feeds file (their state stays)."""
+        keep = set(names)
+        members = {_text(m) for m in self.redis.zrange(self.keys.feeds_due, 0, -1)}
+        gone = members - keep
+        if gone:
+            self.redis.zrem(self.keys.feeds_due, *gone)
+
+    def feed_state(self, name: str) -> dict[str, str]:
+        return decode_hash(self.redis.hgetall(self.keys.feed(name)))
+
+    def save_feed_state(self, name: str, state: Mapping[str, str], next_check: float) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.feed(name), mapping=dict(state))  # type: ignore[arg-type]
+        pipe.zadd(self.keys.feeds_due, {name: next_check})
+        pipe.execute()
+
+    def incr_stats(self, counts: Mapping[str, int]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for name, n in counts.items():
+            if n:
+                pipe.hincrby(self.keys.stats, name, n)
+        pipe.execute()
+
+    def stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in decode_hash(self.redis.hgetall(self.keys.stats)).items()}

@@ -1,0 +1,147 @@
+"""The commit script against a real Redis: one atomic decide-store-index-announce."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from newswire.fingerprint import fingerprint
+from newswire.model import ArticleRecord, iso
+from newswire.schema import article_id
+from newswire.settings import Settings
+from newswire.store import Store
+
+NOW = datetime(2025, 2, 20, 12, 0, tzinfo=UTC)
+TEXT = "The leaders agreed to hold new talks.\nOfficials said the date is not set."
+
+
+def record(url: str, text: str = TEXT, *, feed: str = "mt", page_url: str = "",
+           published: str = "2025-02-20T11:05:00Z") -> ArticleRecord:
+    return ArticleRecord(
+        id=article_id(url), url=url + "?utm_source=rss", canonical_url=url, feed=feed,
+        title="Leaders agree", text=text, published=published, fetched=iso(NOW),
+        fingerprint=fingerprint(text), guid=url, page_canonical_url=page_url,
+    )
+
+
+def make_store(client: redis.Redis, redis_url: str, **changes: object) -> Store:
+    return Store(client, Settings(redis_url=redis_url).with_(**changes))
+
+
+class Announcements:
+    """Collects what is published on news:new, from before the commit on."""
+
+    def __init__(self, client: redis.Redis, channel: str = "news:new") -> None:
+        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(channel)
+        self.pubsub.get_message(timeout=1)  # the subscribe confirmation
+
+    def drain(self) -> list[dict[str, str]]:
+        messages = []
+        while (message := self.pubsub.get_message(timeout=0.2)) is not None:
+            messages.append(json.loads(message["data"]))
+        return messages
+
+
+def test_new_article_is_stored_indexed_streamed_and_announced(client, redis_url) -> None:
+    store = make_store(client, redis_url)
+    heard = Announcements(client)
+    result = store.commit(record("https://mt.example/a"), NOW)
+
+    assert result.type == "new" and result.story == result.id and not result.duplicate_of
+    article = store.article(result.id)
+    for name in ("id", "url", "canonical_url", "feed", "title", "text", "published", "fetched",
+                 "fingerprint", "story", "duplicate_of"):
+        assert name in article, name
+    assert article["published"] == "2025-02-20T11:05:00Z"
+    assert client.zscore("news:recent", result.id) == NOW.replace(hour=11, minute=5).timestamp()
+    (entry_id, fields), = client.xrange("news:stream")
+    assert fields[b"type"] == b"new" and fields[b"id"].decode() == result.id
+    assert entry_id.decode() == result.stream_id
+    (message,) = heard.drain()
+    assert {k: message[k] for k in ("id", "title", "feed", "published", "story")} == {
+        "id": result.id, "title": "Leaders agree", "feed": "mt",
+        "published": "2025-02-20T11:05:00Z", "story": result.id}
+    assert message["url"] == "https://mt.example/a?utm_source=rss"
+    ttl = client.ttl(f"news:article:{result.id}")
+    assert 0 < ttl <= 30 * 86_400
+
+
+def test_a_retried_commit_changes_nothing(client, redis_url) -> None:
+    store = make_store(client, redis_url)
+    first = store.commit(record("https://mt.example/a"), NOW)
+    heard = Announcements(client)
+    again = store.commit(record("https://mt.example/a"), NOW)
+    assert again.type == "exists" and again.id == first.id
+    assert client.xlen("news:stream") == 1
+    assert heard.drain() == []
+
+
+def test_same_text_elsewhere_is_a_duplicate_and_not_announced(client, redis_url) -> None:
+    store = make_store(client, redis_url)
+    first = store.commit(record("https://mt.example/a"), NOW)
+    heard = Announcements(client)
+    copy = store.commit(record("https://agg.example/b", TEXT.upper().replace("\n", "\n\n"),
+                               feed="agg"), NOW)
+    assert copy.type == "duplicate" and copy.duplicate_of == first.id
+    assert copy.story == first.id and copy.method == "fingerprint"
+    assert store.article(copy.id)["duplicate_of"] == first.id
+    types = [f[b"type"] for _, f in client.xrange("news:stream")]
+    assert types == [b"new", b"duplicate"]
+    assert heard.drain() == []
+
+
+def test_page_canonical_url_links_two_feed_urls(client, redis_url) -> None:
+    store = make_store(client, redis_url)
+    first = store.commit(record("https://mt.example/a"), NOW)
+    other = store.commit(record("https://mt.example/amp/a", "Different words entirely.",
+                                page_url="https://mt.example/a"), NOW)
+    assert other.type == "duplicate" and other.method == "canonical_url"
+    assert other.duplicate_of == first.id
+
+
+def test_two_workers_committing_copies_at_once_announce_once(redis_url) -> None:
+    clients = [redis.Redis.from_url(redis_url) for _ in range(8)]
+    results = []
+    barrier = threading.Barrier(len(clients))
+
+    def commit(i: int) -> None:
+        store = make_store(clients[i], redis_url)
+        barrier.wait()
+        results.append(store.commit(record(f"https://site{i}.example/a"), NOW))
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.type for r in results) == ["duplicate"] * 7 + ["new"]
+    (new,) = [r for r in results if r.type == "new"]
+    assert {r.story for r in results} == {new.id}
+    for c in clients:
+        c.close()
+
+
+def test_recent_newest_first_by_feed_and_since(client, redis_url) -> None:
+    store = make_store(client, redis_url)
+    for day, feed in ((1, "mt"), (2, "tj"), (3, "mt")):
+        store.commit(record(f"https://x.example/{day}", f"text {day}", feed=feed,
+                            published=f"2025-02-0{day}T00:00:00Z"), NOW)
+    titles = [a["canonical_url"] for a in store.recent(limit=10)]
+    assert titles == ["https://x.example/3", "https://x.example/2", "https://x.example/1"]
+    assert [a["feed"] for a in store.recent(limit=10, feed="mt")] == ["mt", "mt"]
+    since = datetime(2025, 2, 2, tzinfo=UTC)
+    assert len(store.recent(limit=10, since=since)) == 2
+    assert len(store.recent(limit=1)) == 1
+
+
+def test_old_articles_stay_in_recent_until_they_expire(client, redis_url) -> None:
+    store = make_store(client, redis_url, retention_days=1)
+    old_record = record("https://x.example/old", "old text", published="2020-01-01T00:00:00Z")
+    old = store.commit(old_record, NOW)
+    assert client.zscore("news:recent", old.id) is not None  # published long ago, stored now
+    store.commit(record("https://x.example/new", "new text"), NOW + timedelta(days=2))
+    assert client.zscore("news:recent", old.id) is None  # its hash expired: index follows
