@@ -27,9 +27,8 @@ FEED_FIELDS = ("name", "url", "last_status", "last_success", "next_check", "erro
 
 
 def _store(settings: Settings) -> Store:
-    client = connect(settings)
-    ping(client, settings)
-    return Store(client, settings)
+    ping(settings)
+    return Store(connect(settings), settings)
 
 
 def _emit(out: TextIO, line: str) -> None:
@@ -138,7 +137,7 @@ def extract_source(source: str, fetcher: Callable[[], Fetcher]) -> dict[str, Any
     article = clean_page(html, url=url)
     if article is None:
         raise ExtractError(f"{source}: no article text found")
-    return {"source": source, **article.to_json()}
+    return {"input": source, **article.to_json()}
 
 
 def cmd_extract(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -157,7 +156,7 @@ def cmd_extract(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
             failures += 1
             print(f"newswire: error: {e}", file=sys.stderr)
             if args.json:
-                _emit(out, json.dumps({"source": source, "error": str(e), "title": None,
+                _emit(out, json.dumps({"input": source, "error": str(e), "title": None,
                                        "text": None, "published": None}, ensure_ascii=False))
             continue
         if args.json:

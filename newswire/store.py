@@ -37,13 +37,17 @@ def connect(settings: Settings) -> redis.Redis:
     return client
 
 
-def ping(client: redis.Redis, settings: Settings) -> None:
-    """Raise :class:`StoreError` with a readable line when Redis can't be reached."""
+def ping(settings: Settings) -> None:
+    """Raise :class:`StoreError` with a readable line when Redis can't be reached.
+
+    One try on a connection of its own: at start-up a wrong address should fail
+    at once, not after the pool's reconnect back-off meant for a running process.
+    """
     try:
-        client.ping()
-    except redis.RedisError as e:
-        where = settings.redis_url
-        raise StoreError(f"cannot reach Redis at {where}: {e}") from e
+        with redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5) as probe:
+            probe.ping()
+    except (redis.RedisError, ValueError) as e:
+        raise StoreError(f"cannot reach Redis at {settings.redis_url}: {e}") from e
 
 
 def _text(value: Any) -> str:

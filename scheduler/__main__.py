@@ -23,8 +23,8 @@ MAX_SLEEP = 30.0
 
 
 def run(settings: Settings, *, once: bool) -> int:
+    ping(settings)
     client = connect(settings)
-    ping(client, settings)
     scheduler = Scheduler(settings, client)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -17,9 +17,9 @@ from .runtime import Runtime, install
 
 
 def run(settings: Settings, *, burst: bool, name: str | None = None) -> int:
+    ping(settings)
     runtime = Runtime.create(settings)
     client = runtime.store.redis
-    ping(client, settings)
     install(runtime)
     queue = Queue(settings.queue_name, connection=client, serializer=JSONSerializer)
     # SimpleWorker runs jobs in this process: the imports, the HTTP client and
