@@ -29,23 +29,46 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 #: Control characters that are not valid in stored text (everything below
-#: U+0020 except tab, newline and carriage return).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_BLOCKS = ("p", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "dd", "dt", "td")
+#: U+0020 except tab, newline and carriage return), and lone surrogates, which
+#: UTF-8 cannot encode.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+#: Elements that start a new line of text.
+_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figure",
+    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "ol", "p",
+    "pre", "section", "table", "td", "th", "tr", "ul",
+})
+_BREAK = "\ue000"  # a private-use character, removed from the input first
+#: Python codecs that are not text encodings a web page may declare (WHATWG
+#: Encoding lists none of them): they raise, or turn bytes into other bytes.
+_NOT_WEB_ENCODINGS = frozenset({
+    "utf-7", "unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined",
+    "mbcs", "oem", "palmos",
+})
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml", "")
 
 
-def _codec(name: str | bytes | None) -> str | None:
+def _codec(name: str | bytes | None, *, in_page: bool = False) -> str | None:
+    """The Python codec for a declared charset label, or None if it is no web encoding."""
     if not name:
         return None
     label = name.decode("ascii", "ignore") if isinstance(name, bytes) else name
     try:
-        codec = codecs.lookup(label.strip().lower()).name
+        info = codecs.lookup(label.strip().lower())
     except LookupError:
         return None
+    codec = info.name
+    if not getattr(info, "_is_text_encoding", True) or codec in _NOT_WEB_ENCODINGS:
+        return None
     # WHATWG Encoding: a page labelled latin-1/ascii is decoded as windows-1252.
-    return "cp1252" if codec in ("latin-1", "iso8859-1", "ascii") else codec
+    if codec in ("latin-1", "iso8859-1", "ascii"):
+        return "cp1252"
+    # A <meta> that could be read as ASCII can't be UTF-16/32: the prescan
+    # algorithm takes such a declaration to mean UTF-8.
+    if in_page and codec.startswith(("utf-16", "utf-32")):
+        return "utf-8"
+    return codec
 
 
 def decode_html(body: bytes, content_type: str = "") -> str:
@@ -59,7 +82,7 @@ def decode_html(body: bytes, content_type: str = "") -> str:
     match = _HEADER_CHARSET.search(content_type or "")
     candidates: list[str | None] = [_codec(match.group(1)) if match else None]
     meta = _META_CHARSET.search(body[:4096])
-    candidates.append(_codec(meta.group(1)) if meta else None)
+    candidates.append(_codec(meta.group(1), in_page=True) if meta else None)
     for candidate in candidates:
         if candidate:
             return _sanitize(body.decode(candidate, errors="replace"))
@@ -80,9 +103,10 @@ def _squash(text: str) -> str:
 def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
     """Paragraphs of an HTML fragment such as a feed's ``content:encoded``.
 
-    Block elements give one paragraph each; loose text between them is kept.
+    Every block element (and ``<br>``) ends a line; loose text between blocks
+    is kept as its own paragraph. Plain text splits at blank lines.
     """
-    fragment = _sanitize(fragment).strip()
+    fragment = _sanitize(fragment).replace(_BREAK, "").strip()
     if not fragment:
         return ()
     if "<" not in fragment:
@@ -93,19 +117,14 @@ def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
         return ()
     for bad in root.xpath(".//script|.//style|.//noscript|.//figure|.//figcaption"):
         bad.drop_tree()
-    blocks = root.xpath(" | ".join(f".//{tag}" for tag in _BLOCKS))
-    if not blocks:
-        text = _squash(root.text_content())
-        return (text,) if text else ()
-    out: list[str] = []
-    for block in blocks:
-        # Nested blocks (a <p> inside an <li>) are read once, at the innermost level.
-        if block.xpath(" | ".join(f".//{tag}" for tag in _BLOCKS)):
-            continue
-        text = _squash(block.text_content())
-        if text:
-            out.append(text)
-    return tuple(out)
+    # Mark where blocks start and end with a character removed from the text
+    # above, so that line breaks in the source stay plain whitespace.
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in _BLOCKS:
+            element.text = _BREAK + (element.text or "")
+            element.tail = _BREAK + (element.tail or "")
+    lines = (_squash(line) for line in root.text_content().split(_BREAK))
+    return tuple(line for line in lines if line)
 
 
 def _page_date(value: str | None) -> str:

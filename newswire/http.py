@@ -15,6 +15,7 @@ import email.utils
 import ipaddress
 import socket
 import time
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -46,7 +47,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone also accepts superscripts
         return min(float(value), _RETRY_AFTER_CAP)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -56,6 +57,40 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return min(max((when - now).total_seconds(), 0.0), _RETRY_AFTER_CAP)
+
+
+class _Inflater:
+    """Content-Encoding decoding that never produces more than it is asked for.
+
+    httpx inflates each network chunk whole, so a small gzip bomb can cost
+    hundreds of MiB before a size check sees it; ``zlib``'s ``max_length``
+    keeps every step within the remaining budget instead.
+    """
+
+    def __init__(self, encoding: str, url: str) -> None:
+        encoding = encoding.strip().lower()
+        self._zlib: zlib._Decompress | None
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header
+        else:
+            raise FetchError(f"{url}: unsupported content encoding {encoding!r}", url=url)
+        self.url = url
+
+    def feed(self, data: bytes, budget: int) -> bytes:
+        """Decoded bytes of ``data``, at most ``budget + 1`` of them (one over: too large)."""
+        if self._zlib is None:
+            return data[: budget + 1]
+        try:
+            out = self._zlib.decompress(data, budget + 1)
+            while self._zlib.unconsumed_tail and len(out) <= budget:
+                out += self._zlib.decompress(self._zlib.unconsumed_tail, budget + 1 - len(out))
+        except zlib.error as e:
+            raise FetchError(f"{self.url}: corrupt compressed body: {e}", url=self.url) from e
+        return out
 
 
 def _is_public(address: str) -> bool:
@@ -131,14 +166,24 @@ class Fetcher:
         """
         started = time.monotonic()
         deadline = started + self.settings.request_timeout
-        request_headers = {"Accept": accept, **(headers or {})}
+        # Only what _Inflater can bound (httpx would also offer br and zstd if installed).
+        request_headers = {
+            "Accept": accept, "Accept-Encoding": "gzip, deflate", **(headers or {})
+        }
         current, permanent_url, permanent_chain = url, None, True
         for _hop in range(self.settings.max_redirects + 1):
             check_url(current, allow_private=self.settings.allow_private_networks)
             status, response_headers, body = self._one(
                 current, request_headers, max_bytes=max_bytes, deadline=deadline
             )
-            if status in _REDIRECTS and "location" in response_headers:
+            if 300 <= status < 400 and status != 304 and not (
+                status in _REDIRECTS and response_headers.get("location", "").strip()
+            ):
+                raise HTTPStatusError(
+                    f"{current} answered {status} without a usable Location", url=current,
+                    status=status,
+                )
+            if status in _REDIRECTS:
                 target = urljoin(current, response_headers["location"].strip())
                 if target == current:
                     raise FetchError(f"redirect loop at {current}", url=url, status=status)
@@ -188,9 +233,11 @@ class Fetcher:
                         f"{url}: body of {int(declared)} bytes is over the {max_bytes}-byte limit",
                         url=url,
                     )
+                inflater = _Inflater(response_headers.get("content-encoding", ""), url)
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in response.iter_bytes():
+                for raw in response.iter_raw():
+                    chunk = inflater.feed(raw, max_bytes - size)
                     size += len(chunk)
                     if size > max_bytes:
                         raise TooLargeError(
@@ -204,7 +251,5 @@ class Fetcher:
                 return response.status_code, response_headers, b"".join(chunks)
         except httpx.TimeoutException as e:
             raise TransientFetchError(f"{url}: timed out ({type(e).__name__})", url=url) from e
-        except httpx.DecodingError as e:
-            raise FetchError(f"{url}: undecodable content encoding: {e}", url=url) from e
         except (httpx.TransportError, httpx.InvalidURL) as e:
             raise TransientFetchError(f"{url}: {type(e).__name__}: {e}", url=url) from e

@@ -45,7 +45,8 @@ class FetchedResponse:
     status: int
     headers: dict[str, str]  # lower-cased names
     body: bytes
-    #: Where a chain of only permanent redirects (301/308) led, else None.
+    #: Where the leading run of permanent redirects (301/308) led, else None: the
+    #: resource's new address (RFC 9110 15.4.2), even if that one redirects on temporarily.
     permanent_url: str | None = None
     elapsed: float = 0.0
 

@@ -46,9 +46,12 @@ def freshness_hint(headers: Mapping[str, str], now: float, ttl_minutes: int | No
     expires = headers.get("expires", "")
     if expires:
         try:
-            when = email.utils.parsedate_to_datetime(expires).timestamp()
+            parsed = email.utils.parsedate_to_datetime(expires)
         except (TypeError, ValueError):
             when = None
+        else:
+            # HTTP dates are always GMT (RFC 9110 5.6.7), whatever form they take.
+            when = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
         if when is not None and when > now:
             return when - now
     if ttl_minutes:
@@ -79,7 +82,7 @@ def next_check(
         return now + MAX_INTERVAL
     delay = min(max(hint, MIN_INTERVAL), MAX_INTERVAL) if hint else float(interval)
     if errors:
-        delay = min(delay * 2.0 ** (errors - 1), MAX_INTERVAL)
+        delay = min(delay * 2.0 ** min(errors - 1, 32), MAX_INTERVAL)
         delay *= 1.0 + JITTER * (2.0 * jitter - 1.0)
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_INTERVAL))
