@@ -1,0 +1,374 @@
+"""The worker's job, run in-process by a real RQ ``SimpleWorker`` in burst mode.
+
+Entries are enqueued through the scheduler's own ``Scheduler.enqueue`` (job id from the
+canonical URL, ``unique=True``, ``Retry``); the worker fetches their pages from the
+loopback site and commits to the test Redis. Nothing is mocked: each test looks at what
+a reader of Redis would see (``news:article:*``, ``news:stream``, ``news:new``), at what
+RQ recorded (job status, results, the failed registry) and at the requests the site got.
+
+Retries: ``RETRY_INTERVALS`` is read when a job is enqueued. Set to ``[0, 0, 0]``, a
+failed job is put straight back on the queue (``Job.retry`` calls ``_enqueue_job`` when
+the interval is 0 instead of scheduling it), so the same burst run picks it up again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+from rq import SimpleWorker
+from rq.job import Job, JobStatus
+from rq.results import Result
+from rq.serializers import JSONSerializer
+
+import scheduler.service
+from newswire.fingerprint import fingerprint
+from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
+from newswire.schema import article_id, job_id
+from newswire.settings import Settings
+from newswire.store import decode_hash
+from newswire.urls import canonicalize
+from scheduler.service import INGEST_JOB, Scheduler
+from worker.jobs import ingest, page_canonical
+from worker.runtime import Runtime, install
+
+from .conftest import Request, Response, Site
+
+HTML = "text/html; charset=utf-8"
+NOW = datetime(2025, 2, 20, 12, 0, tzinfo=UTC)
+
+
+# -- set-up --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """The worker process's state, installed as ``python -m worker`` does."""
+    rt = Runtime.create(settings)
+    install(rt)
+    yield rt
+    install(None)
+    rt.fetcher.close()
+    rt.store.redis.close()
+
+
+@pytest.fixture
+def sched(settings: Settings, client: redis.Redis) -> Iterator[Scheduler]:
+    s = Scheduler(settings, client)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries requeued at once instead of after 10 s, 1 min and 5 min."""
+    monkeypatch.setattr(scheduler.service, "RETRY_INTERVALS", [0, 0, 0])
+
+
+def work(sched: Scheduler, client: redis.Redis) -> None:
+    """Run every queued job (and every immediate retry) in this process, then return."""
+    # The worker installs its own SIGINT/SIGTERM handlers: give pytest its own back.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        SimpleWorker([sched.queue], connection=client, serializer=JSONSerializer).work(burst=True)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def make_entry(site: Site, path: str, *, summary: str = "", content: str = "",
+               title: str = "A story") -> FeedEntry:
+    link = site.url(path)
+    return FeedEntry(
+        feed="test", link=link, canonical_url=canonicalize(link), guid=link, title=title,
+        published="2025-02-20T11:05:00Z", summary=summary, content=content,
+    )
+
+
+def job_of(client: redis.Redis, entry: FeedEntry) -> Job:
+    return Job.fetch(job_id(entry.canonical_url), connection=client, serializer=JSONSerializer)
+
+
+def stored(client: redis.Redis, entry: FeedEntry) -> dict[str, str]:
+    return decode_hash(client.hgetall(f"news:article:{article_id(entry.canonical_url)}"))
+
+
+def stream(client: redis.Redis) -> list[dict[str, str]]:
+    return [decode_hash(fields) for _id, fields in client.xrange("news:stream")]
+
+
+def article_page(topic: str, *, canonical: str = "") -> bytes:
+    """A plain news page with six long paragraphs about ``topic`` (enough for trafilatura)."""
+    link = f'<link rel="canonical" href="{canonical}">' if canonical else ""
+    paragraphs = "".join(
+        f"<p>Paragraph {n} about {topic}: officials from the regional council said on "
+        f"Thursday that the plan for {topic} would be reviewed again in the spring, after "
+        f"residents raised concerns about its cost and about the timetable. Point {n} of "
+        "the report, published after months of consultation, sets out the next steps.</p>"
+        for n in range(1, 7)
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{link}'
+        f"<title>News about {topic}</title></head><body><header><nav>Home | World</nav>"
+        f"</header><main><article><h1>News about {topic}</h1>{paragraphs}</article></main>"
+        "<footer>Copyright The Test Gazette</footer></body></html>"
+    ).encode()
+
+
+def html(body: bytes, status: int = 200) -> Response:
+    return Response(status, {"Content-Type": HTML}, body)
+
+
+def answers(*responses: Response) -> Any:
+    """A route answering with ``responses`` in turn, then repeating the last one."""
+    queue = list(responses)
+
+    def route(_request: Request) -> Response:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return route
+
+
+# -- transient failures and fallbacks ---------------------------------------------------
+
+
+@pytest.mark.usefixtures("runtime", "fast_retries")
+def test_a_page_failing_twice_with_500_is_retried_and_stored_from_the_page(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    site.routes["/flaky"] = answers(
+        html(b"oops", 500), html(b"oops", 500), html(article_page("the bridge"))
+    )
+    entry = make_entry(site, "/flaky", summary="The feed's summary.")
+    assert sched.enqueue((entry,)) == 1
+
+    work(sched, client)
+
+    assert len(site.hits("/flaky")) == 3
+    article = stored(client, entry)
+    assert article["source"] == "page"
+    assert article["fetch_error"] == ""
+    assert "Paragraph 6 about the bridge" in article["text"]
+    job = job_of(client, entry)
+    assert job.get_status() == JobStatus.FINISHED
+    result = job.latest_result()
+    assert result is not None and result.type == Result.Type.SUCCESSFUL
+    assert result.return_value["result"] == "new"
+    assert sched.queue.failed_job_registry.get_job_ids() == []
+
+
+@pytest.mark.usefixtures("runtime", "fast_retries")
+def test_a_page_always_503_falls_back_to_the_feed_content_after_the_last_retry(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    site.routes["/down"] = html(b"unavailable", 503)
+    entry = make_entry(
+        site, "/down", summary="A short summary.",
+        content="<p>The first paragraph of the feed.</p><p>The second paragraph.</p>",
+    )
+    sched.enqueue((entry,))
+
+    work(sched, client)
+
+    # The first try and one per retry; the last one stores what the feed carried.
+    assert len(site.hits("/down")) == 1 + len(scheduler.service.RETRY_INTERVALS)
+    article = stored(client, entry)
+    assert article["source"] == "feed"
+    assert article["text"] == "The first paragraph of the feed.\nThe second paragraph."
+    assert "503" in article["fetch_error"]
+    job = job_of(client, entry)
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.retries_left == 0
+    assert sched.queue.failed_job_registry.get_job_ids() == []
+    assert [e["type"] for e in stream(client)] == ["new"]
+
+
+@pytest.mark.usefixtures("runtime", "fast_retries")
+def test_a_404_page_uses_the_feed_summary_at_once(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    entry = make_entry(site, "/gone", summary="<p>What the feed said about it.</p>")
+    sched.enqueue((entry,))
+
+    work(sched, client)
+
+    assert len(site.hits("/gone")) == 1
+    article = stored(client, entry)
+    assert article["source"] == "feed"
+    assert article["text"] == "What the feed said about it."
+    assert "404" in article["fetch_error"]
+    assert job_of(client, entry).get_status() == JobStatus.FINISHED
+
+
+@pytest.mark.usefixtures("runtime", "fast_retries")
+def test_a_404_page_and_an_empty_entry_fail_the_job_without_retries(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    entry = make_entry(site, "/gone")
+    sched.enqueue((entry,))
+
+    work(sched, client)
+
+    assert len(site.hits("/gone")) == 1
+    assert stored(client, entry) == {}
+    assert client.xlen("news:stream") == 0
+    job = job_of(client, entry)
+    assert job.get_status() == JobStatus.FAILED
+    assert sched.queue.failed_job_registry.get_job_ids() == [job.id]
+    result = job.latest_result()
+    assert result is not None and result.type == Result.Type.FAILED
+    reason = result.exc_string.strip().splitlines()[-1]
+    assert reason.startswith("newswire.errors.ExtractError: nothing to store for ")
+    assert entry.link in reason and f"{entry.canonical_url} answered 404" in reason
+
+
+@pytest.mark.usefixtures("runtime", "fast_retries")
+def test_a_pdf_falls_back_to_the_feed_content(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    site.routes["/report.pdf"] = Response(200, {"Content-Type": "application/pdf"},
+                                          b"%PDF-1.7 not a page")
+    entry = make_entry(site, "/report.pdf", summary="<p>The report in one line.</p>")
+    sched.enqueue((entry,))
+
+    work(sched, client)
+
+    assert len(site.hits("/report.pdf")) == 1
+    article = stored(client, entry)
+    assert article["source"] == "feed"
+    assert article["text"] == "The report in one line."
+    assert "is not an HTML page (application/pdf)" in article["fetch_error"]
+
+
+# -- idempotence -----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("runtime")
+def test_a_job_run_again_after_its_commit_changes_nothing_and_fetches_nothing(
+    site: Site, client: redis.Redis
+) -> None:
+    site.serve("/mt/ruble", "pages/mt-ruble-steadies.html", HTML)
+    payload = make_entry(site, "/mt/ruble").to_payload()
+
+    first = ingest(payload)
+    again = ingest(payload)  # as a retry after a crash right after the commit would
+
+    assert first["result"] == "new"
+    assert again == {"result": "exists", "id": first["id"]}
+    assert len(site.hits("/mt/ruble")) == 1
+    assert client.xlen("news:stream") == 1
+
+
+@pytest.mark.usefixtures("runtime")
+def test_an_entry_already_stored_is_not_fetched_again_by_a_new_job(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    site.serve("/mt/ruble", "pages/mt-ruble-steadies.html", HTML)
+    entry = make_entry(site, "/mt/ruble")
+    sched.enqueue((entry,))
+    work(sched, client)
+    assert len(site.hits("/mt/ruble")) == 1
+
+    # The scheduler itself never enqueues it again (seen, and stored) ...
+    assert sched.enqueue((entry,)) == 0
+    # ... but a job may still come (the job hash expired, another enqueuer): let RQ's
+    # `unique` check pass and enqueue it again under the same id.
+    jid = job_id(entry.canonical_url)
+    client.delete(f"rq:job:{jid}")
+    sched.queue.enqueue_call(INGEST_JOB, args=[entry.to_payload()], job_id=jid, unique=True)
+    work(sched, client)
+
+    assert len(site.hits("/mt/ruble")) == 1
+    assert client.zcard("news:recent") == 1
+    assert client.xlen("news:stream") == 1
+    result = job_of(client, entry).latest_result()
+    assert result is not None and result.return_value == {
+        "result": "exists", "id": article_id(entry.canonical_url)}
+
+
+# -- deduplication ---------------------------------------------------------------------
+
+
+def test_a_canonical_link_is_trusted_only_on_the_host_that_served_the_page() -> None:
+    served = "http://127.0.0.1:8080/copy"
+
+    def claim(url: str) -> str:
+        cleaned = CleanedArticle(title="T", paragraphs=("text",), canonical_url=url)
+        return page_canonical(cleaned, served)
+
+    assert claim("http://localhost:8080/original") == ""
+    assert claim("https://other.example/original") == ""
+    assert claim("http://127.0.0.1:8080/original?utm_source=x#top") == (
+        "http://127.0.0.1:8080/original")
+    assert claim("") == ""
+    assert claim("not a url") == ""
+
+
+@pytest.mark.parametrize(("host", "expected"), [
+    ("127.0.0.1", "duplicate"),  # the page's own host: its canonical link counts
+    ("localhost", "new"),  # another host: the page may not claim its article
+])
+def test_a_page_canonical_link_on_another_host_does_not_make_a_duplicate(
+    host: str, expected: str, site: Site, sched: Scheduler, client: redis.Redis,
+    runtime: Runtime,
+) -> None:
+    original_url = site.url("/original").replace("127.0.0.1", host)
+    text = "An unrelated text that shares nothing with the page."
+    runtime.store.commit(ArticleRecord(
+        id=article_id(original_url), url=original_url, canonical_url=original_url,
+        feed="other", title="Original", text=text, published=iso(NOW), fetched=iso(NOW),
+        fingerprint=fingerprint(text),
+    ), NOW)
+    site.routes["/copy"] = html(article_page("the harbour", canonical=original_url))
+    entry = make_entry(site, "/copy")
+    sched.enqueue((entry,))
+
+    work(sched, client)
+
+    article = stored(client, entry)
+    assert article["source"] == "page"
+    assert [e["type"] for e in stream(client)] == ["new", expected]
+    if expected == "duplicate":
+        assert (article["duplicate_of"], article["method"]) == (
+            article_id(original_url), "canonical_url")
+    else:
+        assert article["duplicate_of"] == ""
+        assert article["story"] == article["id"]
+
+
+@pytest.mark.usefixtures("runtime")
+def test_the_same_text_at_another_url_is_stored_as_a_duplicate_and_announced_once(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    page = article_page("the new library")
+    site.routes["/first"] = html(page)
+    site.routes["/second"] = html(page)
+    first, second = make_entry(site, "/first"), make_entry(site, "/second")
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("news:new")
+    pubsub.get_message(timeout=5)  # the subscribe confirmation
+    assert sched.enqueue((first, second)) == 2
+
+    work(sched, client)
+    # Redis delivers messages of one channel in order: once this marker arrives,
+    # everything the jobs published has arrived before it.
+    client.publish("news:new", "end")
+    messages = []
+    while (message := pubsub.get_message(timeout=5)) and message["data"] != b"end":
+        messages.append(json.loads(message["data"]))
+    pubsub.close()
+
+    first_id, second_id = article_id(first.canonical_url), article_id(second.canonical_url)
+    assert [m["id"] for m in messages] == [first_id]
+    duplicate = stored(client, second)
+    assert duplicate["duplicate_of"] == first_id
+    assert duplicate["method"] == "fingerprint"
+    assert duplicate["story"] == first_id
+    assert [(e["type"], e["id"]) for e in stream(client)] == [
+        ("new", first_id), ("duplicate", second_id)]
+    assert len(site.hits("/first")) == len(site.hits("/second")) == 1
