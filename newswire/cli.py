@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -13,13 +15,16 @@ from typing import Any, TextIO
 from . import __version__
 from .clean import HTML_TYPES, clean_page, decode_html
 from .cli_args import OneLineParser
+from .embedded import RedisServer, lock_data_dir
 from .errors import ConfigError, ExtractError, FetchError
 from .feeds import load_feeds_file
 from .http import Fetcher
 from .model import parse_iso
 from .process import run_main
-from .settings import Settings
+from .settings import EMBEDDED_SOCKET, Settings
+from .status import snapshot
 from .store import Store, connect, ping
+from .up import run_up
 
 #: The ``newswire feeds --json`` fields that CONTRACT.md promises, in order.
 FEED_FIELDS = ("name", "url", "last_status", "last_success", "next_check", "errors",
@@ -27,8 +32,22 @@ FEED_FIELDS = ("name", "url", "last_status", "last_success", "next_check", "erro
 
 
 def _store(settings: Settings) -> Store:
+    if settings.redis_embedded and not (settings.data_dir / EMBEDDED_SOCKET).exists():
+        _start_stopped_embedded(settings)
     ping(settings)
     return Store(connect(settings), settings)
+
+
+def _start_stopped_embedded(settings: Settings) -> None:
+    """``newswire up`` ran here and stopped: serve its data for this command only."""
+    lock = lock_data_dir(settings.data_dir)
+    server = RedisServer(settings.data_dir.resolve(), persist=True).start()
+
+    def stop() -> None:
+        server.stop()
+        lock.close()
+
+    atexit.register(stop)
 
 
 def _emit(out: TextIO, line: str) -> None:
@@ -208,6 +227,38 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return 0
 
 
+# -- status and up -----------------------------------------------------------
+
+def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    feeds = load_feeds_file(settings.feeds_path)
+    store = _store(settings)
+    snap = snapshot(store.redis, settings, [f.name for f in feeds])
+    if args.json:
+        _emit(out, json.dumps({"redis": settings.redis_url_redacted, "feeds": len(feeds),
+                               **snap.to_json()}))
+        return 0
+    rows = [
+        ("redis", settings.redis_url_redacted + (" (embedded)" if settings.redis_embedded else "")),
+        ("feeds", f"{len(feeds)} configured, {snap.feeds_failing} failing, "
+                  f"{snap.feeds_disabled} disabled"),
+        ("polls", f"{snap.feeds_polled} ({snap.not_modified} not modified, "
+                  f"{snap.feed_errors} errors)"),
+        ("articles", f"{snap.articles} stored: {snap.new_stories} new stories, "
+                     f"{snap.duplicates} duplicates; {snap.recent} in news:recent"),
+        ("jobs", f"{snap.queued} queued, {snap.running} running, {snap.scheduled} waiting "
+                 f"to retry, {snap.failed} failed"),
+        ("workers", str(snap.workers)),
+    ]
+    for name, value in rows:
+        _emit(out, f"{name:<9} {value}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    return run_up(settings, workers=args.workers, env=dict(os.environ),
+                  interactive=sys.stderr.isatty())
+
+
 # -- main ---------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     feeds = commands.add_parser("feeds", help="the configured feeds and their polling state")
     feeds.add_argument("--json", action="store_true", help="one JSON object per feed")
     feeds.set_defaults(handler=cmd_feeds)
+
+    status = commands.add_parser("status", help="what newswire is doing, once")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(handler=cmd_status)
+
+    up = commands.add_parser("up", help="Redis, the scheduler and workers on this machine")
+    up.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+                    help="worker processes (default: CPU count)")
+    up.set_defaults(handler=cmd_up)
     return parser
 
 

@@ -7,10 +7,13 @@ under ``.newswire/``); the test suite uses it on a temp folder. The binary is
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 from .errors import ConfigError, StoreError
 from .settings import EMBEDDED_SOCKET
@@ -64,7 +67,9 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
             "--logfile", str(self.folder / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # Its own session: a Ctrl-C at the terminal must not stop Redis before the
+        # processes that still write to it; its owner stops it last.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self.socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -88,3 +93,19 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold the data folder: one embedded Redis per folder. Released when closed."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "up.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(
+            f"another newswire process (newswire up?) holds the embedded Redis in {data_dir}"
+        ) from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

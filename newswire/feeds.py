@@ -149,6 +149,8 @@ def parse_feed(body: bytes, *, feed: str, url: str, content_type: str = "") -> P
                 ),
             )
         )
+    if problem and not entries:
+        raise ParseError(f"malformed feed: {problem}")
     ttl = None
     raw_ttl = str(parsed.feed.get("ttl", "")).strip()
     if raw_ttl.isdigit():

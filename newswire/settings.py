@@ -7,6 +7,7 @@ Nothing below the entry points reads ``os.environ``: each process builds a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
@@ -69,6 +70,13 @@ class Settings:
     #: Feed polls in flight at once, and at most per host.
     poll_concurrency: int = 8
     per_host_concurrency: int = 2
+    #: Port of the Prometheus endpoint (None: off).
+    metrics_port: int | None = None
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """``redis_url`` with any password replaced by ``***``, for messages and logs."""
+        return re.sub(r"(?<=://)([^:/@]*):[^@/]*@", r"\1:***@", self.redis_url)
 
     @property
     def retention_seconds(self) -> int:
@@ -79,8 +87,8 @@ class Settings:
         """Read the settings from ``env`` (default: ``os.environ``).
 
         ``REDIS_URL`` unset: when a ``newswire up`` in this folder (or
-        ``NEWSWIRE_DATA``) runs an embedded Redis, its socket is used, so that
-        ``newswire recent`` and friends find it without being told.
+        ``NEWSWIRE_DATA``) runs or ran an embedded Redis, its socket is used, so
+        that ``newswire recent`` and friends find it without being told.
         """
         env = os.environ if env is None else env
         cwd = Path.cwd() if cwd is None else cwd
@@ -88,9 +96,10 @@ class Settings:
         redis_url = env.get("REDIS_URL", "").strip()
         embedded = False
         if not redis_url:
-            socket = data_dir / EMBEDDED_SOCKET
-            if socket.exists():
-                redis_url, embedded = f"unix://{socket.resolve()}", True
+            # `newswire up` keeps its Redis here: running (a socket), or stopped (its AOF).
+            if (data_dir / EMBEDDED_SOCKET).exists() or (data_dir / "appendonlydir").is_dir():
+                redis_url = f"unix://{(data_dir / EMBEDDED_SOCKET).resolve()}"
+                embedded = True
             else:
                 redis_url = DEFAULT_REDIS_URL
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -120,6 +129,7 @@ class Settings:
             feed_max_bytes=_int(env, "NEWSWIRE_FEED_MAX_BYTES", 10 * 1024 * 1024),
             page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
             request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
+            metrics_port=_int(env, "NEWSWIRE_METRICS_PORT", 0) or None,
         )
 
     def with_(self, **changes: object) -> Settings:

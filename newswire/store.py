@@ -33,7 +33,7 @@ def connect(settings: Settings) -> redis.Redis:
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
     except ValueError as e:
-        raise StoreError(f"invalid REDIS_URL {settings.redis_url!r}: {e}") from e
+        raise StoreError(f"invalid REDIS_URL {settings.redis_url_redacted!r}: {e}") from e
     return client
 
 
@@ -47,7 +47,7 @@ def ping(settings: Settings) -> None:
         with redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5) as probe:
             probe.ping()
     except (redis.RedisError, ValueError) as e:
-        raise StoreError(f"cannot reach Redis at {settings.redis_url}: {e}") from e
+        raise StoreError(f"cannot reach Redis at {settings.redis_url_redacted}: {e}") from e
 
 
 def _text(value: Any) -> str:

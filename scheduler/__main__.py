@@ -10,6 +10,7 @@ import time
 
 import redis
 
+from newswire import metrics
 from newswire.cli_args import OneLineParser
 from newswire.process import run_main
 from newswire.settings import Settings
@@ -26,6 +27,8 @@ def run(settings: Settings, *, once: bool) -> int:
     ping(settings)
     client = connect(settings)
     scheduler = Scheduler(settings, client)
+    if not once:
+        metrics.serve(settings.metrics_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -24,6 +24,7 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
+from newswire import metrics
 from newswire.errors import FetchError, HTTPStatusError, NewswireError, ParseError
 from newswire.feeds import load_feeds_file, parse_feed
 from newswire.http import Fetcher
@@ -136,6 +137,8 @@ class Scheduler:
         futures = {feed.name: self._pool.submit(self.poll_feed, feed, now) for feed in claimed}
         for name, future in futures.items():
             result, enqueued = future.result()
+            metrics.observe_poll(result.status)
+            metrics.ENTRIES_ENQUEUED.inc(enqueued)
             report.polled += 1
             report.statuses[str(result.status or "error")] += 1
             report.enqueued += enqueued
@@ -168,7 +171,7 @@ class Scheduler:
             conditional["If-Modified-Since"] = state["last_modified"]
         enqueued = 0
         try:
-            with self._host_slot(url):
+            with self._host_slot(url), metrics.FETCH_SECONDS.labels("feed").time():
                 response = self.fetcher.get(
                     url, max_bytes=self.settings.feed_max_bytes, headers=conditional,
                     accept=FEED_ACCEPT,

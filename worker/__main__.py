@@ -7,6 +7,7 @@ import sys
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
+from newswire import metrics
 from newswire.cli_args import OneLineParser
 from newswire.process import run_main
 from newswire.settings import Settings
@@ -21,6 +22,8 @@ def run(settings: Settings, *, burst: bool, name: str | None = None) -> int:
     runtime = Runtime.create(settings)
     client = runtime.store.redis
     install(runtime)
+    if not burst:
+        metrics.serve(settings.metrics_port)
     queue = Queue(settings.queue_name, connection=client, serializer=JSONSerializer)
     # SimpleWorker runs jobs in this process: the imports, the HTTP client and
     # the Redis pool stay warm from one job to the next (RQ's default Worker

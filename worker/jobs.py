@@ -15,6 +15,7 @@ from typing import Any
 
 from rq import get_current_job
 
+from newswire import metrics
 from newswire.clean import HTML_TYPES, clean_feed_entry, clean_page, decode_html
 from newswire.errors import ExtractError, FetchError, TransientFetchError
 from newswire.fingerprint import fingerprint
@@ -84,9 +85,11 @@ def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
     """Fetch the entry's page and clean it: (article or None, final URL, why not)."""
     runtime = current()
     try:
-        response = runtime.fetcher.get(
-            entry.canonical_url, max_bytes=runtime.settings.page_max_bytes, accept=PAGE_ACCEPT
-        )
+        with metrics.FETCH_SECONDS.labels("page").time():
+            response = runtime.fetcher.get(
+                entry.canonical_url, max_bytes=runtime.settings.page_max_bytes,
+                accept=PAGE_ACCEPT,
+            )
     except TransientFetchError as e:
         if _retries_left():
             raise
@@ -97,7 +100,8 @@ def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
     if media_type not in HTML_TYPES:
         return None, response.url, f"{response.url} is not an HTML page ({media_type})"
     html = decode_html(response.body, response.content_type)
-    cleaned = clean_page(html, url=response.url, entry=entry)
+    with metrics.EXTRACT_SECONDS.time():
+        cleaned = clean_page(html, url=response.url, entry=entry)
     if cleaned is None:
         return None, response.url, f"{response.url} has no article text"
     return cleaned, response.url, ""
@@ -105,6 +109,14 @@ def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
 
 def ingest(payload: dict[str, Any]) -> dict[str, str]:
     """RQ job: store the article behind one feed entry (idempotent)."""
+    try:
+        return _ingest(payload)
+    except Exception as e:
+        metrics.JOB_FAILURES.labels(type(e).__name__).inc()
+        raise
+
+
+def _ingest(payload: dict[str, Any]) -> dict[str, str]:
     runtime = current()
     entry = FeedEntry.from_payload(payload)
     stored = runtime.store.stored_id(entry.canonical_url)
@@ -125,6 +137,7 @@ def ingest(payload: dict[str, Any]) -> dict[str, str]:
         entry, cleaned, now=now, fetched_url=fetched_url, fetch_error=fetch_error
     )
     result = runtime.store.commit(record, now)
+    metrics.ARTICLES.labels(result.type).inc()
     log.info(
         "article %s: %s%s (%s)", result.id, result.type,
         f" of {result.duplicate_of} by {result.method}" if result.duplicate_of else "",

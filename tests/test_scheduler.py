@@ -1,0 +1,125 @@
+"""The scheduler's tick(now), driven with a clock the test controls."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from newswire.settings import Settings
+from scheduler.service import Scheduler
+
+from .conftest import Request, Response, Site, write_feeds
+
+T0 = 1_740_000_000.0  # a fixed 'now'; the scheduler never reads the clock itself
+RSS = b"""<rss version="2.0"><channel><title>t</title>
+<item><title>One</title><link>%s/a1</link></item></channel></rss>"""
+
+
+@pytest.fixture
+def feeds(site: Site, settings: Settings) -> dict[str, str]:
+    urls = {name: site.url(f"/feed/{name}") for name in ("alpha", "beta", "gamma")}
+    for name in urls:
+        site.routes[f"/feed/{name}"] = Response(
+            200, {"Content-Type": "application/rss+xml"}, RSS % site.base.encode())
+    path = write_feeds(settings.feeds_path, urls)
+    path.write_text(path.read_text().replace('"\n\n', '"\ninterval = 900\n\n'))
+    return urls
+
+
+@pytest.fixture
+def schedulers(settings: Settings, redis_url: str) -> Iterator[list[Scheduler]]:
+    made = []
+    for _ in range(2):
+        client = redis.Redis.from_url(redis_url)
+        made.append(Scheduler(settings, client, rng=lambda: 0.5))
+    yield made
+    for s in made:
+        s.close()
+        s.store.redis.close()
+
+
+def test_two_schedulers_poll_each_feed_once_per_interval(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    # Both tick every 30 simulated seconds for two hours, at the same moments.
+    for step in range(0, 2 * 3600, 30):
+        barrier = threading.Barrier(len(schedulers))
+
+        def tick(s: Scheduler, now: float, barrier: threading.Barrier) -> None:
+            barrier.wait()
+            s.tick(now)
+
+        threads = [threading.Thread(target=tick, args=(s, T0 + step, barrier))
+                   for s in schedulers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for name in feeds:
+        # 0, 900, ..., 6300: eight intervals in two hours, one poll each.
+        assert len(site.hits(f"/feed/{name}")) == 8, name
+
+
+def test_a_standby_scheduler_takes_over_a_feed_whose_poll_was_abandoned(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    first, standby = schedulers
+    # The first scheduler claimed every feed, then died before polling them.
+    for name in feeds:
+        assert first.store.claim_feed(name, T0, T0 + 300)
+    assert standby.tick(T0 + 10).polled == 0  # the lease holds
+    assert standby.tick(T0 + 301).polled == 3  # the lease lapsed: taken over
+    assert all(len(site.hits(f"/feed/{n}")) == 1 for n in feeds)
+
+
+def test_conditional_get_and_304(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    scheduler = schedulers[0]
+
+    def with_etag(request: Request) -> Response:
+        if request.headers.get("if-none-match") == '"x"':
+            return Response(304, {"ETag": '"x"'})
+        return Response(200, {"Content-Type": "application/rss+xml", "ETag": '"x"',
+                              "Last-Modified": "Wed, 19 Feb 2025 10:00:00 GMT"},
+                        RSS % site.base.encode())
+
+    site.routes["/feed/alpha"] = with_etag
+    first = scheduler.tick(T0)
+    assert first.statuses["200"] == 3 and first.enqueued == 1  # one article in three feeds
+    second = scheduler.tick(T0 + 900)
+    assert second.statuses["304"] == 1 and second.enqueued == 0
+    (request,) = site.hits("/feed/alpha")[1:]
+    assert request.headers["if-none-match"] == '"x"'
+    assert request.headers["if-modified-since"] == "Wed, 19 Feb 2025 10:00:00 GMT"
+    assert request.headers["user-agent"].startswith("newswire/")
+
+
+def test_one_bad_feed_never_stops_the_others(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    site.routes["/feed/alpha"] = Response(200, {"Content-Type": "application/rss+xml"},
+                                          b"<rss><channel><item><title>x &")
+    site.routes["/feed/beta"] = Response(500)
+    report = schedulers[0].tick(T0)
+    assert report.polled == 3 and set(report.errors) == {"alpha", "beta"}
+    assert report.enqueued == 1
+    state = schedulers[0].store.feed_state("alpha")
+    assert state["errors"] == "1" and "malformed" in state["last_error"]
+
+
+def test_feeds_added_to_the_file_are_picked_up_without_restart(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler], settings: Settings
+) -> None:
+    scheduler = schedulers[0]
+    assert scheduler.tick(T0).polled == 3
+    site.routes["/feed/delta"] = site.routes["/feed/alpha"]
+    with settings.feeds_path.open("a") as f:
+        f.write(f'[[feeds]]\nname = "delta"\nurl = "{site.url("/feed/delta")}"\n')
+    os.utime(settings.feeds_path, (T0, T0))  # a new mtime, as an editor's save gives
+    report = scheduler.tick(T0 + 60)
+    assert report.polled == 1 and len(site.hits("/feed/delta")) == 1
