@@ -8,7 +8,7 @@ All are frozen dataclasses of plain data: no I/O lives here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,11 +146,10 @@ class ArticleRecord:
     source: str = "page"
     fetch_error: str = ""
     page_canonical_url: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def fields(self) -> dict[str, str]:
         """Hash fields as strings; ``story``/``duplicate_of`` are decided in Redis."""
-        data = {
+        return {
             "id": self.id,
             "url": self.url,
             "canonical_url": self.canonical_url,
@@ -167,8 +166,6 @@ class ArticleRecord:
             "source": self.source,
             "fetch_error": self.fetch_error,
         }
-        data.update(self.extra)
-        return data
 
 
 @dataclass(frozen=True)

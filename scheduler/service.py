@@ -192,6 +192,9 @@ class Scheduler:
                     enqueued = self.enqueue(parsed.entries)
                     for reason in parsed.skipped:
                         log.warning("feed %s: skipped %s", feed.name, reason)
+                    if parsed.recovered_error:
+                        log.warning("feed %s: ill-formed, read what could be read (%s)",
+                                    feed.name, parsed.recovered_error)
                 result = PollResult(
                     status=response.status, url=url, permanent_url=response.permanent_url,
                     headers=response.headers, body_hash=body_hash,
