@@ -211,8 +211,9 @@ def feed_status(name: str, config_url: str, state: dict[str, str]) -> dict[str, 
 def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     feeds = load_feeds_file(settings.feeds_path)
     store = _store(settings)
+    states = store.feed_states([f.name for f in feeds])
     for feed in feeds:
-        status = feed_status(feed.name, feed.url, store.feed_state(feed.name))
+        status = feed_status(feed.name, feed.url, states[feed.name])
         if args.json:
             _emit(out, json.dumps(status, ensure_ascii=False))
             continue

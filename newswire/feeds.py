@@ -8,6 +8,7 @@ into :class:`FeedEntry` values and decides what is not an entry.
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import time
 import tomllib
@@ -17,9 +18,11 @@ from typing import Any
 
 import feedparser
 
-from .errors import ConfigError, ParseError
+from .errors import ConfigError, NewswireError, ParseError
 from .model import FeedConfig, FeedEntry, ParsedFeed, iso
 from .urls import InvalidURL, canonicalize
+
+log = logging.getLogger("newswire.feeds")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_TITLE = 1000
@@ -71,6 +74,34 @@ def load_feeds_file(path: Path) -> list[FeedConfig]:
             raise ConfigError(f"{where} ({name}): unknown keys {', '.join(sorted(unknown))}")
         feeds.append(FeedConfig(name=name, url=url.strip(), interval=interval))
     return feeds
+
+
+class FeedsFile:
+    """The feeds file, re-read when it changes on disk (no restart needed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[float, int] | None = None
+        self._feeds: list[FeedConfig] = []
+
+    def load(self) -> list[FeedConfig]:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            stamp = None
+        else:
+            stamp = (stat.st_mtime, stat.st_size)
+        if stamp is None or stamp != self._stamp:
+            try:
+                feeds = load_feeds_file(self.path)
+            except NewswireError:
+                if self._stamp is None:
+                    raise
+                # A half-saved edit must not stop polling: keep the last good list.
+                log.exception("feeds file %s unreadable, keeping the last good list", self.path)
+                return self._feeds
+            self._feeds, self._stamp = feeds, stamp
+        return self._feeds
 
 
 def _utc(struct: time.struct_time | None) -> str:

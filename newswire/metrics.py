@@ -46,15 +46,14 @@ def observe_poll(status: int | None) -> None:
     NOT_MODIFIED_RATIO.set(_polls["not_modified"] / _polls["total"])
 
 
-def serve(port: int | None, *, addr: str = "0.0.0.0") -> int | None:
+def serve(port: int | None, *, addr: str = "0.0.0.0") -> None:
     """Serve ``/metrics`` on ``port`` (None or 0: not at all). A port in use is
     logged, not fatal: metrics must never stop ingestion."""
     if not port:
-        return None
+        return
     try:
         start_http_server(port, addr=addr)
     except OSError as e:
         log.warning("metrics: cannot listen on port %d (%s); /metrics is off", port, e)
-        return None
+        return
     log.info("metrics on http://%s:%d/metrics", addr, port)
-    return port

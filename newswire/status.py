@@ -54,11 +54,9 @@ def snapshot(client: redis.Redis, settings: Settings, feed_names: list[str]) -> 
     store = Store(client, settings)
     stats = store.stats()
     queue = Queue(settings.queue_name, connection=client)
-    failing = disabled = 0
-    for name in feed_names:
-        state = store.feed_state(name)
-        failing += (state.get("errors") or "0") != "0"
-        disabled += state.get("disabled") == "1"
+    states = store.feed_states(feed_names).values()
+    failing = sum((state.get("errors") or "0") != "0" for state in states)
+    disabled = sum(state.get("disabled") == "1" for state in states)
     return Snapshot(
         feeds_polled=stats.get("feeds_polled", 0),
         not_modified=stats.get("feeds_not_modified", 0),

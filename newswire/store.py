@@ -209,6 +209,13 @@ class Store:
     def feed_state(self, name: str) -> dict[str, str]:
         return decode_hash(self.redis.hgetall(self.keys.feed(name)))
 
+    def feed_states(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The state of each feed, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self.keys.feed(name))
+        return {name: decode_hash(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
+
     def save_feed_state(self, name: str, state: Mapping[str, str], next_check: float) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.feed(name), mapping=dict(state))  # type: ignore[arg-type]

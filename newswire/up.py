@@ -23,8 +23,8 @@ from typing import IO
 import redis
 
 from .embedded import RedisServer, lock_data_dir
-from .errors import ConfigError
-from .feeds import load_feeds_file
+from .errors import ConfigError, StoreError
+from .feeds import FeedsFile
 from .settings import Settings
 from .status import snapshot
 from .store import connect, ping
@@ -46,7 +46,6 @@ class Child:
     env: dict[str, str]
     log_file: Path | None
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
     pause: float = RESTART_PAUSE
     start_after: float = 0.0
     _log: IO[bytes] | None = field(default=None, repr=False)
@@ -99,7 +98,7 @@ class Supervisor:
                 continue
             log.warning("%s exited with status %s; starting it again in %.0f s",
                         child.name, code, child.pause)
-            child.process, child.restarts = None, child.restarts + 1
+            child.process = None
             child.start_after = now + child.pause
             child.pause = min(child.pause * 2, RESTART_PAUSE_MAX)
 
@@ -111,32 +110,25 @@ class Supervisor:
             child.wait(deadline)
 
 
-def _embedded_alive(server: RedisServer) -> bool:
-    if not server.socket.exists():
-        return False
-    try:
-        with redis.Redis(unix_socket_path=str(server.socket), socket_connect_timeout=1) as c:
-            return bool(c.ping())
-    except redis.RedisError:
-        return False
-
-
 def run_up(settings: Settings, *, workers: int, env: dict[str, str], interactive: bool) -> int:
     """The body of ``newswire up``; returns the exit status (0 on Ctrl-C/SIGTERM)."""
-    load_feeds_file(settings.feeds_path)  # a bad feeds file is an error now, not in a child
+    feeds_file = FeedsFile(settings.feeds_path)
+    feeds_file.load()  # a bad feeds file is an error now, not in a child
     lock = lock_data_dir(settings.data_dir)
     server: RedisServer | None = None
     orphan = False
     if not env.get("REDIS_URL", "").strip():
         server = RedisServer(settings.data_dir.resolve(), persist=True)
-        if _embedded_alive(server):
+        settings = settings.with_(redis_url=server.url, redis_embedded=True)
+        try:
+            ping(settings)
+        except StoreError:
+            server.start()
+            log.info("embedded Redis on %s (data in %s)", server.socket, server.folder)
+        else:
             # A server left by an `up` that was killed: keep it, shut it down at the end.
             orphan = True
             log.info("reusing the embedded Redis still running on %s", server.socket)
-        else:
-            server.start()
-            log.info("embedded Redis on %s (data in %s)", server.socket, server.folder)
-        settings = settings.with_(redis_url=server.url, redis_embedded=True)
     ping(settings)
 
     child_env = {**env, "REDIS_URL": settings.redis_url,
@@ -159,9 +151,9 @@ def run_up(settings: Settings, *, workers: int, env: dict[str, str], interactive
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: supervisor.stop.set())
     client = connect(settings)
-    feed_names = [f.name for f in load_feeds_file(settings.feeds_path)]
-    print(f"newswire up: {len(feed_names)} feeds from {settings.feeds_path}, {workers} workers, "
-          f"Redis {settings.redis_url_redacted}" + (f"; logs in {logs_dir}" if interactive else ""),
+    logs_note = f"; logs in {logs_dir}" if interactive else ""
+    print(f"newswire up: {len(feeds_file.load())} feeds from {settings.feeds_path}, "
+          f"{workers} workers, Redis {settings.redis_url_redacted}{logs_note}",
           file=sys.stderr, flush=True)
     last_status = 0.0
     try:
@@ -171,7 +163,7 @@ def run_up(settings: Settings, *, workers: int, env: dict[str, str], interactive
             if now - last_status >= (1.0 if interactive else 15.0):
                 last_status = now
                 try:
-                    feed_names = [f.name for f in load_feeds_file(settings.feeds_path)]
+                    feed_names = [f.name for f in feeds_file.load()]  # re-read only if changed
                     line = snapshot(client, settings, feed_names).line()
                 except (redis.RedisError, ConfigError) as e:
                     line = f"status unavailable: {e}"

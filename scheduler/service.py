@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 from rq import Queue, Retry
@@ -25,8 +24,8 @@ from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
 from newswire import metrics
-from newswire.errors import FetchError, HTTPStatusError, NewswireError, ParseError
-from newswire.feeds import load_feeds_file, parse_feed
+from newswire.errors import FetchError, HTTPStatusError, ParseError
+from newswire.feeds import FeedsFile, parse_feed
 from newswire.http import Fetcher
 from newswire.model import FeedConfig, FeedEntry
 from newswire.schema import job_id
@@ -56,34 +55,6 @@ class TickReport:
     statuses: Counter[str] = field(default_factory=Counter)
     enqueued: int = 0
     errors: dict[str, str] = field(default_factory=dict)
-
-
-class FeedsFile:
-    """The feeds file, re-read when it changes on disk (no restart needed)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stamp: tuple[float, int] | None = None
-        self._feeds: list[FeedConfig] = []
-
-    def load(self) -> list[FeedConfig]:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            stamp = None
-        else:
-            stamp = (stat.st_mtime, stat.st_size)
-        if stamp is None or stamp != self._stamp:
-            try:
-                feeds = load_feeds_file(self.path)
-            except NewswireError:
-                if self._stamp is None:
-                    raise
-                # A half-saved edit must not stop polling: keep the last good list.
-                log.exception("feeds file %s unreadable, keeping the last good list", self.path)
-                return self._feeds
-            self._feeds, self._stamp = feeds, stamp
-        return self._feeds
 
 
 class Scheduler:
