@@ -14,8 +14,12 @@ import re
 import lxml.html
 import trafilatura
 from lxml import etree
+from lxml.html import HtmlElement
 
+from .boilerplate import LineRules, drop_lines, prune_tree
 from .model import CleanedArticle, FeedEntry, iso, parse_iso
+from .profiles import Profiles, SiteProfile, profiles_for
+from .urls import site_of
 
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
@@ -45,6 +49,9 @@ _NOT_WEB_ENCODINGS = frozenset({
     "utf-7", "unicode-escape", "raw-unicode-escape", "punycode", "idna", "undefined",
     "mbcs", "oem", "palmos",
 })
+
+#: A profile's body container must hold at least this much text to be trusted.
+BODY_MIN_CHARS = 200
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml", "")
 
@@ -136,24 +143,59 @@ def _page_date(value: str | None) -> str:
         return ""
 
 
-def clean_page(
-    html: str,
-    *,
-    url: str | None = None,
-    entry: FeedEntry | None = None,
-) -> CleanedArticle | None:
-    """The article in ``html``, or None when the page has no main text.
+def _meta(tree: HtmlElement, *names: str) -> str:
+    for name in names:
+        for element in tree.xpath(f'//meta[@property="{name}" or @name="{name}"]'):
+            content = (element.get("content") or "").strip()
+            if content:
+                return content
+    return ""
 
-    ``entry`` is what the feed said of the item: its title, date and authors
-    take precedence over what the page's markup claims.
-    """
-    if not html.strip():
-        return None
-    try:
-        tree = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return None
-    language = (tree.get("lang") or "").split("-")[0].strip().lower()[:8]
+
+def page_site(tree: HtmlElement, url: str | None) -> str:
+    """The site of a page: its URL's registered domain, else its canonical URL's
+    (a page read from a file has no URL of its own)."""
+    if url and site_of(url):
+        return site_of(url)
+    for href in tree.xpath('//link[@rel="canonical"]/@href'):
+        if site_of(str(href)):
+            return site_of(str(href))
+    return site_of(_meta(tree, "og:url"))
+
+
+def _isolate_body(tree: HtmlElement, profile: SiteProfile) -> None:
+    """Keep only the profile's article container in ``<body>`` (when it has text)."""
+    body = tree.find("body")
+    if body is None:
+        return
+    for selector in profile.body:
+        for container in selector(tree):
+            if len(container.text_content().strip()) >= BODY_MIN_CHARS:
+                for child in list(body):
+                    body.remove(child)
+                body.text = None
+                body.append(container)
+                return
+
+
+_LEAD_CLASSES = " or ".join(
+    f"contains(@class, '{word}')" for word in ("lead", "intro", "summary", "excerpt", "teaser",
+                                                "description", "deck")
+)
+
+
+def _drop_standfirst(tree: HtmlElement) -> None:
+    """Remove a standfirst that repeats the page's description: a lead or summary
+    element whose text is the og/meta description is a teaser, not body."""
+    description = _squash(_meta(tree, "og:description", "description")).casefold()
+    if not description:
+        return
+    for element in tree.xpath(f"//body//*[{_LEAD_CLASSES}]"):
+        if _squash(element.text_content()).casefold() == description:
+            element.drop_tree()
+
+
+def _extract(tree: HtmlElement, url: str | None) -> trafilatura.settings.Document | None:
     document = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -168,26 +210,82 @@ def clean_page(
     )
     if not isinstance(document, trafilatura.settings.Document) or not (document.text or "").strip():
         return None
-    page_title = _squash(document.title or "")
-    paragraphs = [_squash(p) for p in (document.text or "").split("\n")]
-    paragraphs = [p for p in paragraphs if p]
-    # trafilatura keeps the <h1> as the first line of the text; the title has its own field.
-    while paragraphs and paragraphs[0] in {page_title, entry.title if entry else ""}:
-        paragraphs.pop(0)
-    if not paragraphs:
+    return document
+
+
+def _parse(html: str) -> HtmlElement | None:
+    try:
+        return lxml.html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
         return None
+
+
+def clean_page(
+    html: str,
+    *,
+    url: str | None = None,
+    entry: FeedEntry | None = None,
+    profiles: Profiles | None = None,
+) -> CleanedArticle | None:
+    """The article in ``html``, or None when the page has no main text.
+
+    ``entry`` is what the feed said of the item: its title, date and authors
+    take precedence over what the page's markup claims. ``profiles`` are the
+    site profiles in force (default: the shipped ones).
+
+    The page goes through the site's profile (if one matches its domain or
+    og:site_name), the generic box rules of :mod:`newswire.boilerplate`,
+    trafilatura, and the generic and profile line rules. If pruning left no
+    text, the page is extracted again untouched: a page with its boilerplate
+    is better than no page.
+    """
+    if not html.strip():
+        return None
+    tree = _parse(html)
+    if tree is None:
+        return None
+    language = (tree.get("lang") or "").split("-")[0].strip().lower()[:8]
+    site = page_site(tree, url)
+    if profiles is None:
+        profiles = profiles_for(None)
+    profile = profiles.match(site, _meta(tree, "og:site_name"))
+    if profile is not None:
+        doomed = [element for selector in profile.drop for element in selector(tree)]
+        _isolate_body(tree, profile)
+    else:
+        doomed = []
+    _drop_standfirst(tree)
+    prune_tree(tree, extra=doomed)
+    document = _extract(tree, url)
+    if document is None:
+        untouched = _parse(html)
+        document = _extract(untouched, url) if untouched is not None else None
+    if document is None:
+        return None
+    page_title = _squash(document.title or "")
+    feed_title = entry.title if entry else ""
+    paragraphs = [p for p in (_squash(p) for p in (document.text or "").split("\n")) if p]
     authors = entry.authors if entry and entry.authors else tuple(
         a.strip() for a in re.split(r";|\band\b", document.author or "") if a.strip()
     )
+    kept = drop_lines(
+        paragraphs,
+        rules=profile.lines if profile else LineRules(),
+        repeated=(page_title, feed_title, *authors),
+    )
+    if not kept:
+        return None
     return CleanedArticle(
-        title=(entry.title if entry and entry.title else page_title),
-        paragraphs=tuple(paragraphs),
+        title=feed_title or page_title,
+        paragraphs=kept,
         authors=authors,
         published=(entry.published if entry and entry.published else _page_date(document.date)),
         language=language or (document.language or ""),
         image=document.image or "",
         canonical_url=document.url or "",
         source="page",
+        site=site,
+        profile=profile.name if profile else "",
     )
 
 

@@ -108,6 +108,9 @@ class CleanedArticle:
     image: str = ""
     canonical_url: str = ""
     source: str = "page"  # "page", or "feed" when the feed's content stood in
+    #: The page's site (registered domain) and the site profile that cleaned it.
+    site: str = ""
+    profile: str = ""
 
     @property
     def text(self) -> str:
@@ -123,6 +126,8 @@ class CleanedArticle:
             "image": self.image or None,
             "canonical_url": self.canonical_url or None,
             "source": self.source,
+            "site": self.site or None,
+            "profile": self.profile or None,
         }
 
 
@@ -146,6 +151,13 @@ class ArticleRecord:
     source: str = "page"
     fetch_error: str = ""
     page_canonical_url: str = ""
+    #: The page's site, the site profile that cleaned it, and the ids of its
+    #: paragraphs as extracted (before learned boilerplate went), for the site's counts.
+    site: str = ""
+    profile: str = ""
+    blocks: tuple[str, ...] = ()
+    #: Paragraphs dropped as the site's learned boilerplate.
+    learned_removed: int = 0
 
     def fields(self) -> dict[str, str]:
         """Hash fields as strings; ``story``/``duplicate_of`` are decided in Redis."""
@@ -165,6 +177,9 @@ class ArticleRecord:
             "image": self.image,
             "source": self.source,
             "fetch_error": self.fetch_error,
+            "site": self.site,
+            "profile": self.profile,
+            "learned_removed": str(self.learned_removed),
         }
 
 

@@ -17,6 +17,8 @@ Internal (the README documents them; free to change between versions)::
     {p}:feeds:due         sorted set  feed name -> next check, epoch seconds
     {p}:expiry            sorted set  article id -> epoch when it leaves ``{p}:recent``
     {p}:stats             hash    counters for ``newswire status``
+    {p}:site:<v>:<site>   hash    learned boilerplate of a site: ``pages`` -> new articles
+                                  counted, <block id> -> pages that had that paragraph
 
 Every key that belongs to one article expires with it (retention window).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .siteblocks import BLOCK_VERSION
 from .urls import url_hash
 
 
@@ -76,6 +79,9 @@ class Keys:
     def feed(self, name: str) -> str:
         return f"{self.prefix}:feed:{name}"
 
+    def site(self, site: str) -> str:
+        return f"{self.prefix}:site:{BLOCK_VERSION}:{site}"
+
 
 def article_id(canonical_url: str) -> str:
     """The id of the article an entry becomes: stable, so a retried job finds itself."""
@@ -91,10 +97,11 @@ def job_id(canonical_url: str) -> str:
 #:
 #: KEYS: 1 article hash, 2 url index of the entry link, 3 url index of the page's
 #:       own canonical URL (may equal 2), 4 fingerprint index, 5 recent zset, 6 stream,
-#:       7 stats hash, 8 expiry zset
+#:       7 stats hash, 8 expiry zset, 9 the site's learned-blocks hash
 #: ARGV: 1 article id, 2 published epoch, 3 ttl seconds, 4 stream maxlen, 5 channel,
-#:       6 now epoch, 7 article key prefix ("news:article:"),
-#:       8.. field, value pairs of the article
+#:       6 now epoch, 7 article key prefix ("news:article:"), 8 the page's block ids
+#:       (space-separated, may be empty), 9 most blocks kept per site,
+#:       10.. field, value pairs of the article
 #: Returns {type, id, story, duplicate_of, method, stream_id}; type "exists" when the
 #: entry's URL was stored before (a retried job): then nothing at all is written.
 COMMIT_ARTICLE = r"""
@@ -120,7 +127,7 @@ if dup and dup ~= id then
   duplicate_of, kind = dup, 'duplicate'
 end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 local record = {}
 for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
 redis.call('HSET', KEYS[1], 'story', story, 'duplicate_of', duplicate_of, 'method', method,
@@ -147,6 +154,34 @@ local event = {
 }
 local stream_id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', unpack(event))
 redis.call('HINCRBY', KEYS[7], 'articles_' .. kind, 1)
+-- Learn the site's boilerplate from new stories only: a retry or a copy must not count.
+if kind == 'new' and ARGV[8] ~= '' then
+  local site = KEYS[9]
+  redis.call('HINCRBY', site, 'pages', 1)
+  for block in string.gmatch(ARGV[8], '%S+') do redis.call('HINCRBY', site, block, 1) end
+  redis.call('EXPIRE', site, ttl)
+  local cap = tonumber(ARGV[9])
+  if redis.call('HLEN', site) > cap then
+    -- Bounded: forget the blocks seen once (single pages' own paragraphs); if that is
+    -- not enough, halve every count, so old blocks fade and recent ones stay.
+    local all = redis.call('HGETALL', site)
+    local ones = {}
+    for i = 1, #all, 2 do
+      if all[i] ~= 'pages' and all[i + 1] == '1' then ones[#ones + 1] = all[i] end
+    end
+    for i = 1, #ones, 1000 do
+      redis.call('HDEL', site, unpack(ones, i, math.min(i + 999, #ones)))
+    end
+    if redis.call('HLEN', site) > cap * 3 / 4 then
+      all = redis.call('HGETALL', site)
+      for i = 1, #all, 2 do
+        local half = math.floor(tonumber(all[i + 1]) / 2)
+        if half > 0 then redis.call('HSET', site, all[i], half)
+        else redis.call('HDEL', site, all[i]) end
+      end
+    end
+  end
+end
 if kind == 'new' then
   redis.call('PUBLISH', ARGV[5], cjson.encode({
     id = id, url = record['url'] or '', canonical_url = record['canonical_url'] or '',

@@ -72,6 +72,12 @@ class Settings:
     per_host_concurrency: int = 2
     #: Port of the Prometheus endpoint (None: off).
     metrics_port: int | None = None
+    #: The user's folder of site profiles (None: only the shipped ones).
+    profiles_dir: Path | None = None
+    #: Pages of one site a paragraph must be seen on to count as its boilerplate (0: off).
+    boilerplate_min_pages: int = 3
+    #: Most paragraph counts kept per site in Redis (bounded memory).
+    site_blocks_max: int = 4096
 
     @property
     def redis_url_redacted(self) -> str:
@@ -113,6 +119,10 @@ class Settings:
             feeds_path = cwd / "feeds.toml"
         else:
             feeds_path = shipped_feeds_file()
+        profiles = env.get("NEWSWIRE_PROFILES", "").strip()
+        profiles_dir = Path(profiles) if profiles else cwd / "profiles"
+        if profiles and not profiles_dir.is_dir():
+            raise ConfigError(f"NEWSWIRE_PROFILES must be a folder, got {profiles!r}")
         prefix = env.get("NEWSWIRE_PREFIX", "").strip() or "news"
         if ":" in prefix or " " in prefix:
             raise ConfigError(f"NEWSWIRE_PREFIX must not contain ':' or spaces, got {prefix!r}")
@@ -130,6 +140,9 @@ class Settings:
             page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
             request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
             metrics_port=_int(env, "NEWSWIRE_METRICS_PORT", 0) or None,
+            profiles_dir=profiles_dir if profiles_dir.is_dir() else None,
+            boilerplate_min_pages=_int(env, "NEWSWIRE_BOILERPLATE_MIN_PAGES", 3),
+            site_blocks_max=_int(env, "NEWSWIRE_SITE_BLOCKS_MAX", 4096) or 4096,
         )
 
     def with_(self, **changes: object) -> Settings:

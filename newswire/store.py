@@ -89,6 +89,7 @@ class Store:
                 self.keys.stream,
                 self.keys.stats,
                 self.keys.expiry,
+                self.keys.site(record.site),
             ],
             args=[
                 record.id,
@@ -98,11 +99,20 @@ class Store:
                 self.keys.new_channel,
                 int(now.timestamp()),
                 self.keys.article(""),
+                " ".join(sorted(set(record.blocks) - {""})) if record.site else "",
+                self.settings.site_blocks_max,
                 *flat,
             ],
         )
         kind, article_id, story, duplicate_of, method, stream_id = (_text(v) for v in result)
         return CommitResult(kind, article_id, story, duplicate_of, method, stream_id)
+
+    def block_counts(self, site: str, blocks: Sequence[str]) -> list[int]:
+        """How many of the site's stored pages had each block (0 for '' or unknown)."""
+        if not site or not any(blocks):
+            return [0] * len(blocks)
+        values = self.redis.hmget(self.keys.site(site), [b or "-" for b in blocks])
+        return [int(v) if v is not None and b else 0 for b, v in zip(blocks, values, strict=True)]
 
     def stored_id(self, canonical_url: str) -> str | None:
         """The id of the article stored for this canonical URL, if any."""

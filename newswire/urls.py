@@ -14,6 +14,8 @@ import posixpath
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+from tld import get_fld
+
 #: Query parameters that identify a campaign or a click, never a page.
 TRACKING_PARAMS = frozenset({
     "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
@@ -105,3 +107,22 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+def site_of(url: str) -> str:
+    """The site a URL belongs to: its registered domain (``www.bbc.co.uk`` → ``bbc.co.uk``,
+    by the Public Suffix List that ``tld`` ships), or for an IP address or a single-label
+    host such as ``localhost``, the host with its port, so two local servers stay apart.
+    """
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return ""
+    if not host:
+        return ""
+    domain = get_fld(host, fix_protocol=True, fail_silently=True)
+    if isinstance(domain, str) and domain:
+        return domain
+    return f"{host}:{port}" if port else host

@@ -1,6 +1,7 @@
 """The RQ job: one feed entry in, one stored article out.
 
-fetch the page → clean it → fingerprint → commit (one Lua script). A page that
+fetch the page → clean it → drop the site's learned boilerplate → fingerprint →
+commit (one Lua script, which also counts the page's paragraphs for its site). A page that
 can't be fetched or gives no text is replaced by the feed's own content, and the
 article says so (``source=feed``, ``fetch_error``). Transient failures raise
 while RQ has retries left (``Retry`` with backoff, set by the scheduler); a job
@@ -10,6 +11,7 @@ with nothing to store fails with its reason in RQ's failed registry.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +22,10 @@ from newswire.clean import HTML_TYPES, clean_feed_entry, clean_page, decode_html
 from newswire.errors import ExtractError, FetchError, TransientFetchError
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
+from newswire.profiles import profiles_for
 from newswire.schema import article_id
+from newswire.siteblocks import block_ids, drop_learned
+from newswire.store import Store
 from newswire.urls import InvalidURL, canonicalize, host_of
 
 from .runtime import current
@@ -59,6 +64,8 @@ def build_record(
     now: datetime,
     fetched_url: str,
     fetch_error: str = "",
+    blocks: tuple[str, ...] = (),
+    learned_removed: int = 0,
 ) -> ArticleRecord:
     """The article to commit, from what the feed said and what the cleaner made."""
     return ArticleRecord(
@@ -78,7 +85,25 @@ def build_record(
         source=cleaned.source,
         fetch_error=fetch_error,
         page_canonical_url=page_canonical(cleaned, fetched_url) if cleaned.source == "page" else "",
+        site=cleaned.site,
+        profile=cleaned.profile,
+        blocks=blocks,
+        learned_removed=learned_removed,
     )
+
+
+def without_learned(store: Store, cleaned: CleanedArticle, min_pages: int) -> tuple[
+    CleanedArticle, tuple[str, ...]
+]:
+    """The article without its site's learned boilerplate, and the ids of its paragraphs
+    as they were (what the commit counts for the site)."""
+    if cleaned.source != "page" or not cleaned.site:
+        return cleaned, ()
+    blocks = block_ids(cleaned.paragraphs)
+    kept = drop_learned(
+        cleaned.paragraphs, store.block_counts(cleaned.site, blocks), min_pages=min_pages
+    )
+    return replace(cleaned, paragraphs=kept), blocks
 
 
 def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
@@ -101,7 +126,10 @@ def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
         return None, response.url, f"{response.url} is not an HTML page ({media_type})"
     html = decode_html(response.body, response.content_type)
     with metrics.EXTRACT_SECONDS.time():
-        cleaned = clean_page(html, url=response.url, entry=entry)
+        cleaned = clean_page(
+            html, url=response.url, entry=entry,
+            profiles=profiles_for(runtime.settings.profiles_dir),
+        )
     if cleaned is None:
         return None, response.url, f"{response.url} has no article text"
     return cleaned, response.url, ""
@@ -132,9 +160,13 @@ def _ingest(payload: dict[str, Any]) -> dict[str, str]:
                 "and the feed entry has no content or summary"
             )
         log.info("article %s: using the feed's content (%s)", entry.canonical_url, fetch_error)
+    learned, blocks = without_learned(
+        runtime.store, cleaned, runtime.settings.boilerplate_min_pages
+    )
     now = datetime.now(UTC)
     record = build_record(
-        entry, cleaned, now=now, fetched_url=fetched_url, fetch_error=fetch_error
+        entry, learned, now=now, fetched_url=fetched_url, fetch_error=fetch_error,
+        blocks=blocks, learned_removed=len(cleaned.paragraphs) - len(learned.paragraphs),
     )
     result = runtime.store.commit(record, now)
     metrics.ARTICLES.labels(result.type).inc()
