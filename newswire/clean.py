@@ -17,7 +17,8 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from .boilerplate import LineRules, drop_lines, prune_tree
-from .model import CleanedArticle, FeedEntry, iso, parse_iso
+from .errors import ExtractError
+from .model import CleanedArticle, FeedEntry, FetchedResponse, iso, parse_iso
 from .profiles import Profiles, SiteProfile, profiles_for
 from .urls import site_of
 
@@ -287,6 +288,24 @@ def clean_page(
         site=site,
         profile=profile.name if profile else "",
     )
+
+
+def clean_response(
+    response: FetchedResponse,
+    *,
+    entry: FeedEntry | None = None,
+    profiles: Profiles | None = None,
+) -> CleanedArticle:
+    """The article in a fetched page; :class:`ExtractError` when it is no HTML page
+    or has no article text."""
+    media_type = response.content_type.split(";", 1)[0].strip().lower()
+    if media_type not in HTML_TYPES:
+        raise ExtractError(f"{response.url} is not an HTML page ({media_type})")
+    html = decode_html(response.body, response.content_type)
+    cleaned = clean_page(html, url=response.url, entry=entry, profiles=profiles)
+    if cleaned is None:
+        raise ExtractError(f"{response.url} has no article text")
+    return cleaned
 
 
 def clean_feed_entry(entry: FeedEntry) -> CleanedArticle | None:

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .clean import HTML_TYPES, clean_page, decode_html
+from .clean import clean_page, clean_response, decode_html
 from .cli_args import OneLineParser
 from .embedded import RedisServer, lock_data_dir
 from .errors import ConfigError, ExtractError, FetchError
 from .feeds import load_feeds_file
-from .http import Fetcher
+from .http import PAGE_ACCEPT, Fetcher
 from .model import parse_iso
 from .process import run_main
+from .profiles import profiles_for
 from .settings import EMBEDDED_SOCKET, Settings
 from .status import snapshot
 from .store import Store, connect, ping
@@ -138,25 +139,31 @@ def _stream_id(value: str) -> str:
 
 # -- extract ------------------------------------------------------------------
 
-def extract_source(source: str, fetcher: Callable[[], Fetcher]) -> dict[str, Any]:
-    """Clean one URL or HTML file exactly as the worker would."""
+def extract_source(
+    source: str, fetcher: Callable[[], Fetcher], settings: Settings, store: Store | None = None
+) -> dict[str, Any]:
+    """Clean one URL or HTML file exactly as the worker would (with ``store``: also
+    without the site's learned boilerplate, read from Redis, which is not changed)."""
+    profiles = profiles_for(settings.profiles_dir)
     if source.startswith(("http://", "https://")):
-        response = fetcher().get(source, max_bytes=fetcher().settings.page_max_bytes)
-        media_type = response.content_type.split(";", 1)[0].strip().lower()
-        if media_type not in HTML_TYPES:
-            raise ExtractError(f"{source}: not an HTML page ({media_type})")
-        html, url = decode_html(response.body, response.content_type), response.url
+        response = fetcher().get(source, max_bytes=settings.page_max_bytes, accept=PAGE_ACCEPT)
+        article = clean_response(response, profiles=profiles)
     else:
         path = Path(source)
         try:
             html = decode_html(path.read_bytes())
         except OSError as e:
             raise ExtractError(f"cannot read {source}: {e.strerror or e}") from e
-        url = None
-    article = clean_page(html, url=url)
-    if article is None:
-        raise ExtractError(f"{source}: no article text found")
-    return {"input": source, **article.to_json()}
+        cleaned = clean_page(html, profiles=profiles)
+        if cleaned is None:
+            raise ExtractError(f"{source}: no article text found")
+        article = cleaned
+    learned_removed = 0
+    if store is not None:
+        learned, _ = store.without_learned(article, settings.boilerplate_min_pages)
+        learned_removed = len(article.paragraphs) - len(learned.paragraphs)
+        article = learned
+    return {"input": source, **article.to_json(), "learned_removed": learned_removed}
 
 
 def cmd_extract(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -167,10 +174,11 @@ def cmd_extract(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
             made.append(Fetcher(settings))
         return made[0]
 
+    store = _store(settings) if args.learned else None
     failures = 0
     for source in args.sources:
         try:
-            data = extract_source(source, fetcher)
+            data = extract_source(source, fetcher, settings, store)
         except (ExtractError, FetchError) as e:
             failures += 1
             print(f"newswire: error: {e}", file=sys.stderr)
@@ -291,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     extract = commands.add_parser("extract", help="print the cleaned article of a URL or file")
     extract.add_argument("--json", action="store_true", help="one JSON object per SOURCE")
+    extract.add_argument(
+        "--learned", action="store_true",
+        help="also drop the boilerplate learned from each site (reads Redis, changes nothing)",
+    )
     extract.add_argument("sources", nargs="+", metavar="SOURCE", help="article URL or HTML file")
     extract.set_defaults(handler=cmd_extract)
 

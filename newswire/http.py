@@ -34,6 +34,8 @@ from .settings import Settings
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _PERMANENT = {301, 308}
+#: What the worker and ``newswire extract`` ask for when they fetch an article page.
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 #: Statuses that may go away by themselves (RFC 9110 15.6; 429 from RFC 6585).
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 _RETRY_AFTER_CAP = 86_400.0

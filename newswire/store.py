@@ -6,6 +6,7 @@ Key names and Lua live in :mod:`newswire.schema`; this module only runs them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +15,10 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from .errors import StoreError
-from .model import ArticleRecord, CommitResult, FeedEntry, parse_iso
+from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
 from .schema import CLAIM_FEED, COMMIT_ARTICLE, Keys
 from .settings import Settings
+from .siteblocks import block_ids, drop_learned
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -113,6 +115,18 @@ class Store:
             return [0] * len(blocks)
         values = self.redis.hmget(self.keys.site(site), [b or "-" for b in blocks])
         return [int(v) if v is not None and b else 0 for b, v in zip(blocks, values, strict=True)]
+
+    def without_learned(
+        self, cleaned: CleanedArticle, min_pages: int
+    ) -> tuple[CleanedArticle, tuple[str, ...]]:
+        """The article without its site's learned boilerplate, and the ids of its
+        paragraphs as they were (what the commit counts for the site)."""
+        if cleaned.source != "page" or not cleaned.site:
+            return cleaned, ()
+        blocks = block_ids(cleaned.paragraphs)
+        counts = self.block_counts(cleaned.site, blocks)
+        kept = drop_learned(cleaned.paragraphs, counts, min_pages=min_pages)
+        return replace(cleaned, paragraphs=kept), blocks
 
     def stored_id(self, canonical_url: str) -> str | None:
         """The id of the article stored for this canonical URL, if any."""

@@ -11,28 +11,24 @@ with nothing to store fails with its reason in RQ's failed registry.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rq import get_current_job
 
 from newswire import metrics
-from newswire.clean import HTML_TYPES, clean_feed_entry, clean_page, decode_html
+from newswire.clean import clean_feed_entry, clean_response
 from newswire.errors import ExtractError, FetchError, TransientFetchError
 from newswire.fingerprint import fingerprint
+from newswire.http import PAGE_ACCEPT
 from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
 from newswire.profiles import profiles_for
 from newswire.schema import article_id
-from newswire.siteblocks import block_ids, drop_learned
-from newswire.store import Store
 from newswire.urls import InvalidURL, canonicalize, host_of
 
 from .runtime import current
 
 log = logging.getLogger("newswire.worker")
-
-PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 
 
 def _retries_left() -> bool:
@@ -92,20 +88,6 @@ def build_record(
     )
 
 
-def without_learned(store: Store, cleaned: CleanedArticle, min_pages: int) -> tuple[
-    CleanedArticle, tuple[str, ...]
-]:
-    """The article without its site's learned boilerplate, and the ids of its paragraphs
-    as they were (what the commit counts for the site)."""
-    if cleaned.source != "page" or not cleaned.site:
-        return cleaned, ()
-    blocks = block_ids(cleaned.paragraphs)
-    kept = drop_learned(
-        cleaned.paragraphs, store.block_counts(cleaned.site, blocks), min_pages=min_pages
-    )
-    return replace(cleaned, paragraphs=kept), blocks
-
-
 def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
     """Fetch the entry's page and clean it: (article or None, final URL, why not)."""
     runtime = current()
@@ -121,17 +103,13 @@ def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
         return None, entry.canonical_url, str(e)
     except FetchError as e:
         return None, entry.canonical_url, str(e)
-    media_type = response.content_type.split(";", 1)[0].strip().lower()
-    if media_type not in HTML_TYPES:
-        return None, response.url, f"{response.url} is not an HTML page ({media_type})"
-    html = decode_html(response.body, response.content_type)
-    with metrics.EXTRACT_SECONDS.time():
-        cleaned = clean_page(
-            html, url=response.url, entry=entry,
-            profiles=profiles_for(runtime.settings.profiles_dir),
-        )
-    if cleaned is None:
-        return None, response.url, f"{response.url} has no article text"
+    try:
+        with metrics.EXTRACT_SECONDS.time():
+            cleaned = clean_response(
+                response, entry=entry, profiles=profiles_for(runtime.settings.profiles_dir)
+            )
+    except ExtractError as e:
+        return None, response.url, str(e)
     return cleaned, response.url, ""
 
 
@@ -160,8 +138,8 @@ def _ingest(payload: dict[str, Any]) -> dict[str, str]:
                 "and the feed entry has no content or summary"
             )
         log.info("article %s: using the feed's content (%s)", entry.canonical_url, fetch_error)
-    learned, blocks = without_learned(
-        runtime.store, cleaned, runtime.settings.boilerplate_min_pages
+    learned, blocks = runtime.store.without_learned(
+        cleaned, runtime.settings.boilerplate_min_pages
     )
     now = datetime.now(UTC)
     record = build_record(
