@@ -57,6 +57,10 @@ _PARAGRAPH_TAGS = frozenset({
     "blockquote", "summary", "legend", "option", "a",
 })
 
+#: Elements whose text a reader never sees: not measured (scripts are most of the
+#: bytes of many news pages).
+_INVISIBLE = frozenset({"script", "style", "noscript", "template", "head", "title", "svg"})
+
 # Cue groups: each names one trait of an appeal box.
 _DONATE = re.compile(
     r"\b(donat\w*|contribut(e|es|ed|ion|ions|ing)|support(ing)? (us|our|independent|the)\b"
@@ -98,24 +102,39 @@ _APPEAL_BITS = (_DONATE_BIT, _READERS_BIT, _LATER_BIT, _LABEL_BIT)
 APPEAL_MAX_PLAIN = 0.4
 #: An appeal box is short: longer boxes are article containers.
 APPEAL_MAX_CHARS = 6000
+#: Boxes named as boilerplate go only while, all boxes of that name together, they
+#: hold at most this share of the page's text.
+NAMED_MAX_SHARE = 0.3
 NEWSLETTER_MAX_CHARS = 1200
 
 
+#: Substrings without which a cue group's pattern cannot match: a cheap test that
+#: spares the full patterns most of a page's text (measured with bench/extract.py: the
+#: patterns alone took as long as trafilatura on real pages).
+_HINTS = {
+    _DONATE_BIT: re.compile(
+        "donat|contribut|support|make a|become a|membership|patreon|gift|chip in|pledge"),
+    _READERS_BIT: re.compile(
+        "reader|a message from|independent|free|paywall|help|costs money|keep|before you go"),
+    _LATER_BIT: re.compile("later|not ready|no thanks|already"),
+    _NEWSLETTER_BIT: re.compile("newsletter|sign up|signup|subscri|inbox"),
+}
+_PATTERNS = {
+    _DONATE_BIT: _DONATE, _READERS_BIT: _READERS, _LATER_BIT: _LATER,
+    _NEWSLETTER_BIT: _NEWSLETTER,
+}
+
+
 def _cues(text: str) -> int:
-    bits = 0
     stripped = " ".join(text.split()).lower()
     if not stripped:
         return 0
+    bits = 0
     if stripped in _LABELS or stripped.rstrip(".!?:") in _LABELS:
         bits |= _LABEL_BIT
-    if _DONATE.search(text):
-        bits |= _DONATE_BIT
-    if _READERS.search(text):
-        bits |= _READERS_BIT
-    if _LATER.search(text):
-        bits |= _LATER_BIT
-    if _NEWSLETTER.search(text):
-        bits |= _NEWSLETTER_BIT
+    for bit, hint in _HINTS.items():
+        if hint.search(stripped) and _PATTERNS[bit].search(stripped):
+            bits |= bit
     return bits
 
 
@@ -150,7 +169,7 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
     boxes: dict[HtmlElement, _Box] = {}
     for element in reversed(list(root.iter())):
         tag = _tag(element)
-        if not tag:
+        if not tag or tag in _INVISIBLE:
             continue
         box = _Box(form=tag in {"form", "input", "select", "textarea"})
         if tag in _PARAGRAPH_TAGS:
@@ -160,9 +179,9 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
             box.chars = size
             box.plain = size if not bits & ~_NEWSLETTER_BIT else 0
             box.bits = bits
-            for child in element.iterdescendants():
-                if _tag(child) in {"input", "select", "textarea", "form"}:
-                    box.form = True
+            # Children come first (reversed document order): their form flags are known.
+            box.form = box.form or any(
+                inner.form for child in element if (inner := boxes.get(child)) is not None)
         else:
             segments = [element.text or ""] + [child.tail or "" for child in element]
             for segment in segments:
@@ -204,21 +223,29 @@ def _is_newsletter_box(box: _Box) -> bool:
 def prune_tree(root: HtmlElement, *, extra: Iterable[HtmlElement] = ()) -> int:
     """Remove boilerplate boxes from ``root`` in place; the number removed.
 
-    ``extra`` are elements a site profile names. A box that holds most of the
-    page's paragraph text is never removed, whatever its name says: a site
-    that calls its article container ``post-share-wrapper`` keeps its article.
+    ``extra`` are elements a site profile names. Boxes are judged by their name
+    only while they hold little of the page's text: a site that calls its article
+    container ``post-share-wrapper`` keeps its article, and so does one that
+    marks every body paragraph ``class="paywall"`` (a name many elements share
+    and that holds much of the text names the body, not a box).
     """
     boxes = _measure(root)
     body_chars = max((b.chars for e, b in boxes.items() if _tag(e) in {"body", "html"}), default=0)
+    named_max = max(NAMED_MAX_SHARE * body_chars, 400)
     doomed: list[HtmlElement] = list(extra)
+    named: dict[str, list[HtmlElement]] = {}
     for element, box in boxes.items():
         tag = _tag(element)
         if tag not in _BOX_TAGS or box.chars == 0 and tag not in {"iframe", "ins", "form"}:
             continue
         if _is_appeal(box) or _is_newsletter_box(box):
             doomed.append(element)
-        elif names_a_box(element) and box.chars <= max(0.3 * body_chars, 400):
-            doomed.append(element)
+        elif names_a_box(element) and box.chars <= named_max:
+            name = f"{tag}.{element.get('class') or ''}#{element.get('id') or ''}"
+            named.setdefault(name, []).append(element)
+    for group in named.values():
+        if sum(boxes[element].chars for element in group) <= named_max:
+            doomed.extend(group)
     removed = 0
     doomed_set = set(doomed)
     for element in doomed:
@@ -265,6 +292,8 @@ _LINE_RULES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) fo
     r"|leave a (comment|reply)|comments?( \(\d+\))?|\d+ comments?|follow us on|click here to"
     r"|tap here to|sign up (for|to) .{0,80}newsletter|subscribe to .{0,60}(newsletter|channel)"
     r"|get (our|the) .{0,40}newsletter).{0,160}$",
+    # Contact lines at the foot of an article.
+    r"^(write to|(contact|email|e-mail) (the )?(author|reporter|writer|newsroom|us))\b.{0,120}$",
     # Appeal headers that survive as lone lines.
     r"^(a message from .{1,60}|dear readers?|we need your help( now)?|support (us|our work"
     r"|independent journalism)|before you go)[:.!,]?$",

@@ -1,15 +1,18 @@
 """Cleaning: page bytes in, a :class:`CleanedArticle` out. Pure functions.
 
-trafilatura does the main-text extraction and the metadata; this module
-decides the character set, picks title and date sanely (the feed first: it is
-what the publisher said about the item), and falls back to the feed's own
-content when a page gives no text.
+trafilatura does the main-text extraction, around it the site profiles and
+generic rules of :mod:`newswire.boilerplate` take out what news pages wrap
+around an article; :mod:`newswire.pagemeta` reads the page's metadata. This
+module decides the character set, picks title and date sanely (the feed first:
+it is what the publisher said about the item), and falls back to the feed's
+own content when a page gives no text.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 
 import lxml.html
 import trafilatura
@@ -18,7 +21,8 @@ from lxml.html import HtmlElement
 
 from .boilerplate import LineRules, drop_lines, prune_tree
 from .errors import ExtractError
-from .model import CleanedArticle, FeedEntry, FetchedResponse, iso, parse_iso
+from .model import CleanedArticle, FeedEntry, FetchedResponse
+from .pagemeta import meta_content, page_meta
 from .profiles import Profiles, SiteProfile, profiles_for
 from .urls import site_of
 
@@ -53,6 +57,13 @@ _NOT_WEB_ENCODINGS = frozenset({
 
 #: A profile's body container must hold at least this much text to be trusted.
 BODY_MIN_CHARS = 200
+#: Fewer words than this, and fewer letters than :data:`MIN_LETTERS` (for scripts
+#: written without spaces), is no article: a menu, a lone label, a cookie notice. A
+#: one-sentence news flash has more.
+MIN_WORDS = 8
+MIN_LETTERS = 30
+_WORD = re.compile(r"\w+")
+_LETTER = re.compile(r"[^\W\d_]")
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "text/xml", "")
 
@@ -135,24 +146,6 @@ def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def _page_date(value: str | None) -> str:
-    if not value:
-        return ""
-    try:
-        return iso(parse_iso(value))
-    except ValueError:
-        return ""
-
-
-def _meta(tree: HtmlElement, *names: str) -> str:
-    for name in names:
-        for element in tree.xpath(f'//meta[@property="{name}" or @name="{name}"]'):
-            content = (element.get("content") or "").strip()
-            if content:
-                return content
-    return ""
-
-
 def page_site(tree: HtmlElement, url: str | None) -> str:
     """The site of a page: its URL's registered domain, else its canonical URL's
     (a page read from a file has no URL of its own)."""
@@ -161,7 +154,7 @@ def page_site(tree: HtmlElement, url: str | None) -> str:
     for href in tree.xpath('//link[@rel="canonical"]/@href'):
         if site_of(str(href)):
             return site_of(str(href))
-    return site_of(_meta(tree, "og:url"))
+    return site_of(meta_content(tree, "og:url"))
 
 
 def _isolate_body(tree: HtmlElement, profile: SiteProfile) -> None:
@@ -188,7 +181,7 @@ _LEAD_CLASSES = " or ".join(
 def _drop_standfirst(tree: HtmlElement) -> None:
     """Remove a standfirst that repeats the page's description: a lead or summary
     element whose text is the og/meta description is a teaser, not body."""
-    description = _squash(_meta(tree, "og:description", "description")).casefold()
+    description = _squash(meta_content(tree, "og:description", "description")).casefold()
     if not description:
         return
     for element in tree.xpath(f"//body//*[{_LEAD_CLASSES}]"):
@@ -196,29 +189,38 @@ def _drop_standfirst(tree: HtmlElement) -> None:
             element.drop_tree()
 
 
-def _extract(tree: HtmlElement, url: str | None) -> trafilatura.settings.Document | None:
+def _extract(tree: HtmlElement, url: str | None) -> list[str]:
+    """The main text's paragraphs (trafilatura, without its metadata pass: see
+    :mod:`newswire.pagemeta`)."""
     document = trafilatura.bare_extraction(
-        tree,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=False,
-        date_extraction_params={
-            "extensive_search": True,
-            "original_date": True,
-            "outputformat": "%Y-%m-%dT%H:%M:%S%z",
-        },
+        tree, url=url, with_metadata=False, include_comments=False, include_tables=False
     )
-    if not isinstance(document, trafilatura.settings.Document) or not (document.text or "").strip():
-        return None
-    return document
+    if not isinstance(document, trafilatura.settings.Document):
+        return []
+    return [p for p in (_squash(p) for p in (document.text or "").split("\n")) if p]
+
+
+def has_text(paragraphs: Sequence[str]) -> bool:
+    """Whether ``paragraphs`` hold an article's worth of text (:data:`MIN_WORDS`)."""
+    text = " ".join(paragraphs)
+    return len(_WORD.findall(text)) >= MIN_WORDS or len(_LETTER.findall(text)) >= MIN_LETTERS
+
+
+_OPEN_TITLE = re.compile(r"(<title\b[^>]*>)([^<]*)", re.IGNORECASE)
 
 
 def _parse(html: str) -> HtmlElement | None:
+    """The parsed page. A ``<title>`` never closed swallows the whole page as its
+    text (HTML parses a title's content as plain text up to ``</title>``); such a
+    page is parsed again with the title closed where its plain text ends."""
     try:
-        return lxml.html.document_fromstring(html)
+        tree = lxml.html.document_fromstring(html)
+        title = tree.find(".//title")
+        if title is not None and "<" in (title.text or "") and "</title" not in html.lower():
+            tree = lxml.html.document_fromstring(_OPEN_TITLE.sub(r"\1\2</title>", html, 1))
     except (etree.ParserError, ValueError):
         return None
+    return tree
 
 
 def clean_page(
@@ -245,11 +247,11 @@ def clean_page(
     tree = _parse(html)
     if tree is None:
         return None
-    language = (tree.get("lang") or "").split("-")[0].strip().lower()[:8]
+    meta = page_meta(tree)
     site = page_site(tree, url)
     if profiles is None:
         profiles = profiles_for(None)
-    profile = profiles.match(site, _meta(tree, "og:site_name"))
+    profile = profiles.match(site, meta.site_name)
     if profile is not None:
         doomed = [element for selector in profile.drop for element in selector(tree)]
         _isolate_body(tree, profile)
@@ -257,33 +259,27 @@ def clean_page(
         doomed = []
     _drop_standfirst(tree)
     prune_tree(tree, extra=doomed)
-    document = _extract(tree, url)
-    if document is None:
+    paragraphs = _extract(tree, url)
+    if not has_text(paragraphs):
         untouched = _parse(html)
-        document = _extract(untouched, url) if untouched is not None else None
-    if document is None:
-        return None
-    page_title = _squash(document.title or "")
+        paragraphs = _extract(untouched, url) if untouched is not None else []
     feed_title = entry.title if entry else ""
-    paragraphs = [p for p in (_squash(p) for p in (document.text or "").split("\n")) if p]
-    authors = entry.authors if entry and entry.authors else tuple(
-        a.strip() for a in re.split(r";|\band\b", document.author or "") if a.strip()
-    )
+    authors = entry.authors if entry and entry.authors else meta.authors
     kept = drop_lines(
         paragraphs,
         rules=profile.lines if profile else LineRules(),
-        repeated=(page_title, feed_title, *authors),
+        repeated=(meta.title, feed_title, *authors),
     )
-    if not kept:
+    if not has_text(kept):
         return None
     return CleanedArticle(
-        title=feed_title or page_title,
+        title=feed_title or meta.title,
         paragraphs=kept,
         authors=authors,
-        published=(entry.published if entry and entry.published else _page_date(document.date)),
-        language=language or (document.language or ""),
-        image=document.image or "",
-        canonical_url=document.url or "",
+        published=(entry.published if entry and entry.published else meta.published),
+        language=meta.language,
+        image=meta.image,
+        canonical_url=meta.canonical_url,
         source="page",
         site=site,
         profile=profile.name if profile else "",
