@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 import redis
 
-from .conftest import Request, Response, Runner, Site, write_feeds
+from .conftest import DATA, Request, Response, Runner, Site, write_feeds
 
 pytestmark = pytest.mark.slow
 
@@ -251,3 +251,13 @@ def test_recent_lists_stored_articles(newsroom: Newsroom) -> None:
     assert published == sorted(published, reverse=True)
     only = room.run.newswire("recent", "--json", "--feed", "thejournal")
     assert {json.loads(line)["feed"] for line in only.stdout.splitlines()} == {"thejournal"}
+
+
+def test_stored_texts_are_the_whole_bodies_without_boilerplate(newsroom: Newsroom) -> None:
+    """Every NEWS-SHAPES page, stored by the real worker: exactly its expected body."""
+    room = newsroom
+    room.ingest()
+    by_url = {a["canonical_url"]: a for a in room.articles()}
+    for path, name in PAGES.items():
+        want = (DATA / name.replace(".html", ".expected.txt")).read_text(encoding="utf-8")
+        assert by_url[room.site.url(path)]["text"].split("\n") == want.splitlines(), name
