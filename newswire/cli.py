@@ -7,10 +7,16 @@ import atexit
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+import redis
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
 from . import __version__
 from .clean import clean_page, clean_response, decode_html
@@ -23,7 +29,7 @@ from .model import parse_iso
 from .process import run_main
 from .profiles import profiles_for
 from .settings import EMBEDDED_SOCKET, Settings
-from .status import snapshot
+from .status import FAILED_SHOWN, snapshot
 from .store import Store, connect, ping
 from .up import run_up
 
@@ -115,8 +121,21 @@ def cmd_subscribe(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
         after = args.from_id
     else:
         after = store.last_stream_id()
+    if args.from_id and (oldest := store.trimmed_after(after)):
+        print(f"newswire: warning: the stream's cap (NEWSWIRE_STREAM_MAXLEN) removed entries "
+              f"older than {oldest}; those after {after} are missed; going on from {oldest}",
+              file=sys.stderr)
+    wait = 0.5
     while True:
-        entries = store.read_stream(after, block_ms=args.block_ms, count=100)
+        try:
+            entries = store.read_stream(after, block_ms=args.block_ms, count=100)
+        except redis.ConnectionError as e:
+            # Redis restarting: wait and go on from the last entry shown, missing nothing.
+            print(f"newswire: warning: Redis unavailable ({e}); retrying", file=sys.stderr)
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
+            continue
+        wait = 0.5
         if not entries and args.exit_when_idle:
             return 0
         for entry_id, fields in entries:
@@ -241,7 +260,7 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     feeds = load_feeds_file(settings.feeds_path)
     store = _store(settings)
-    snap = snapshot(store.redis, settings, [f.name for f in feeds])
+    snap = snapshot(store.redis, settings, [f.name for f in feeds], failed_shown=FAILED_SHOWN)
     if args.json:
         _emit(out, json.dumps({"redis": settings.redis_url_redacted, "feeds": len(feeds),
                                **snap.to_json()}))
@@ -260,6 +279,28 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     ]
     for name, value in rows:
         _emit(out, f"{name:<9} {value}")
+    if snap.failed_jobs:
+        _emit(out, f"failed jobs (newest {len(snap.failed_jobs)} of {snap.failed}; "
+                   "`newswire retry --all` runs them again):")
+        for job in snap.failed_jobs:
+            _emit(out, f"  {job.failed_at or '-':<20} {job.id}  {job.url}")
+            _emit(out, f"  {'':<20} {job.reason}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Put failed article jobs back on the queue (RQ's own requeue: the job keeps its
+    id, so the commit's idempotence holds)."""
+    store = _store(settings)
+    registry = FailedJobRegistry(
+        queue=Queue(settings.queue_name, connection=store.redis, serializer=JSONSerializer))
+    ids = registry.get_job_ids() if args.all else args.jobs
+    unknown = [job_id for job_id in ids if job_id not in registry]
+    if unknown:
+        raise ConfigError(f"no failed job {', '.join(unknown)}")
+    for job_id in ids:
+        registry.requeue(job_id)
+    _emit(out, f"requeued {len(ids)} failed job{'' if len(ids) == 1 else 's'}")
     return 0
 
 
@@ -313,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what newswire is doing, once")
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(handler=cmd_status)
+
+    retry = commands.add_parser("retry", help="run failed article jobs again")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every job in the failed registry")
+    which.add_argument("jobs", nargs="*", default=[], metavar="JOB",
+                       help="job ids, as `newswire status` lists them")
+    retry.set_defaults(handler=cmd_retry)
 
     up = commands.add_parser("up", help="Redis, the scheduler and workers on this machine")
     up.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,

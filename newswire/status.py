@@ -5,15 +5,29 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
 from rq import Queue, Worker
+from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from .settings import Settings
 from .store import Store
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """An article job in RQ's failed registry, and why it failed."""
+
+    id: str
+    url: str
+    feed: str
+    failed_at: str  # ISO 8601 UTC or ''
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,8 @@ class Snapshot:
     scheduled: int
     failed: int
     workers: int
+    #: The most recently failed jobs (at most :data:`FAILED_SHOWN`).
+    failed_jobs: tuple[FailedJob, ...] = field(default=())
 
     @property
     def articles(self) -> int:
@@ -50,7 +66,44 @@ class Snapshot:
         )
 
 
-def snapshot(client: redis.Redis, settings: Settings, feed_names: list[str]) -> Snapshot:
+#: Failed jobs ``newswire status`` lists, newest first.
+FAILED_SHOWN = 10
+
+
+def _reason(job: Job) -> str:
+    """The last line of the job's failure (the exception and its message)."""
+    result = job.latest_result()
+    text = (result.exc_string if result is not None else "") or ""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    # "newswire.errors.ExtractError: ..." -> "ExtractError: ..."
+    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else "unknown"
+
+
+def failed_jobs(queue: Queue, limit: int = FAILED_SHOWN) -> tuple[FailedJob, ...]:
+    """The newest ``limit`` jobs of the queue's failed registry, with their reasons."""
+    registry = FailedJobRegistry(queue=queue)
+    ids = registry.get_job_ids()[-limit:][::-1]  # the registry is ordered by failure time
+    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=JSONSerializer)
+    out = []
+    for job_id, job in zip(ids, jobs, strict=True):
+        if job is None:
+            continue
+        payload = job.args[0] if job.args and isinstance(job.args[0], dict) else {}
+        ended = job.ended_at
+        out.append(FailedJob(
+            id=job_id,
+            url=str(payload.get("link", "")),
+            feed=str(payload.get("feed", "")),
+            failed_at=ended.strftime("%Y-%m-%dT%H:%M:%SZ") if ended else "",
+            reason=_reason(job),
+        ))
+    return tuple(out)
+
+
+def snapshot(
+    client: redis.Redis, settings: Settings, feed_names: list[str], *, failed_shown: int = 0
+) -> Snapshot:
+    """The figures; with ``failed_shown``, that many of the newest failed jobs too."""
     store = Store(client, settings)
     stats = store.stats()
     queue = Queue(settings.queue_name, connection=client)
@@ -72,4 +125,8 @@ def snapshot(client: redis.Redis, settings: Settings, feed_names: list[str]) -> 
         scheduled=ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]
         failed=FailedJobRegistry(queue=queue).count,
         workers=Worker.count(queue=queue),
+        failed_jobs=failed_jobs(
+            Queue(settings.queue_name, connection=client, serializer=JSONSerializer),
+            failed_shown,
+        ) if failed_shown else (),
     )

@@ -30,6 +30,10 @@ def connect(settings: Settings) -> redis.Redis:
         client = redis.Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=5,
+            # redis-py 8 reads with a 5 s timeout by default: shorter than the
+            # blocking reads of `newswire subscribe` (XREAD BLOCK 5000), which then
+            # timed out and retried forever. RQ sets its own for its blocking pops.
+            socket_timeout=30,
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=5),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
@@ -56,6 +60,11 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _stream_key(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis or 0), int(seq or 0)
 
 
 def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
@@ -169,6 +178,21 @@ class Store:
             for entry_id, fields in items:
                 entries.append((_text(entry_id), decode_hash(fields)))
         return entries
+
+    def trimmed_after(self, after: str) -> str:
+        """The oldest entry id the stream still holds, when its cap has removed older
+        entries and ``after`` is older than it (a subscriber resuming from ``after``
+        may have missed entries), else ''."""
+        try:
+            info: Any = self.redis.xinfo_stream(self.keys.stream)
+        except redis.ResponseError:
+            return ""  # no stream yet
+        first = info.get("first-entry")
+        trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+        if not first or not trimmed:
+            return ""
+        oldest = _text(first[0])
+        return oldest if _stream_key(after) < _stream_key(oldest) else ""
 
     def last_stream_id(self) -> str:
         """The newest stream id, or "0-0" for an empty stream."""

@@ -181,8 +181,12 @@ def test_metrics_endpoints_of_scheduler_and_workers(folder: Path) -> None:
         assert "newswire_feed_not_modified_ratio 0.0" in scheduler
         assert 'newswire_fetch_seconds_count{kind="feed"} 1.0' in scheduler
         assert "newswire_entries_enqueued_total 4.0" in scheduler
-        wait_for(lambda: 'newswire_fetch_seconds_count{kind="page"} 4.0' in scrape(port + 1),
-                 "the worker's page fetches")
+        try:
+            wait_for(lambda: 'newswire_fetch_seconds_count{kind="page"} 4.0' in scrape(port + 1),
+                     "the worker's page fetches")
+        except AssertionError as e:
+            fetches = [line for line in scrape(port + 1).splitlines() if "_count" in line]
+            raise AssertionError(f"{e}: {fetches}\n{running.output()}") from None
         worker = scrape(port + 1)
         assert 'newswire_articles_stored_total{type="new"}' in worker
         assert "newswire_extract_seconds_count 3.0" in worker
