@@ -12,8 +12,10 @@ its own) and kills a random worker with SIGKILL every ``--kill-every`` seconds;
 
 At the end (every article published, the queue drained) it checks, from Redis:
 every article stored once (one hash per canonical URL), one stream entry each, and
-as many ``news:new`` announcements as new stories; and it prints Redis memory and
-worker RSS over time, so growth would show. Exit status 1 if a check fails.
+as many ``news:new`` announcements as new stories, no failed job; after ``up`` has
+stopped, that no process of the run is left (a killed worker's forked RQ scheduler
+must die with it). It prints Redis memory and worker RSS over time, so growth would
+show. Exit status 1 if a check fails.
 Only loopback traffic; the run stops by itself.
 """
 
@@ -128,6 +130,13 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _environ(proc: Path) -> bytes:
+    try:
+        return (proc / "environ").read_bytes()
+    except OSError:
+        return b""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=300)
@@ -225,6 +234,9 @@ def main() -> int:
         up.send_signal(signal.SIGTERM)
         up.wait(timeout=60)
         site.server.shutdown()
+    marker = f"NEWSWIRE_DATA={folder / '.newswire'}".encode()
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker in _environ(p)]
+    checks["no process left behind"] = not left
     half = len(samples) // 2
     elapsed = samples[-1][0]
     print(f"\nstored {len(urls)} articles in {elapsed:.0f} s ({len(urls) / elapsed:.1f}/s) with "
