@@ -140,6 +140,7 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         feeds_path=tmp_path / "feeds.toml",
         data_dir=tmp_path / ".newswire",
         request_timeout=5.0,
+        host_spacing=0.0,  # tests that space requests per host say so
     )
 
 
