@@ -213,6 +213,11 @@ def feed_status(name: str, config_url: str, state: dict[str, str]) -> dict[str, 
         "errors": int(errors) if same and errors.isdigit() else 0,
         "last_error": (state.get("last_error") or None) if same else None,
         "disabled": same and state.get("disabled") == "1",
+        # Beyond CONTRACT.md: the wait in force before next_check, and why.
+        "interval": int(state["interval"]) if same and state.get("interval", "").isdigit()
+        else None,
+        "next_check_reason": (state.get("reason") or None) if same else None,
+        "moving_to": (state.get("moved_to") or None) if same else None,
     }
 
 

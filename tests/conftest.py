@@ -63,7 +63,7 @@ Handler = Callable[[Request], Response]
 class Site:
     """A loopback HTTP server answering from a table of paths, recording every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Response | Handler] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -99,8 +99,8 @@ class Site:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client hanging up mid-body (size limits) is expected here
 
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = _Server((host, 0), _Handler)  # any 127.0.0.0/8 address is loopback
+        self.base = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
