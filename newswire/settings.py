@@ -133,6 +133,13 @@ class Settings:
         profiles_dir = Path(profiles) if profiles else cwd / "profiles"
         if profiles and not profiles_dir.is_dir():
             raise ConfigError(f"NEWSWIRE_PROFILES must be a folder, got {profiles!r}")
+        min_interval = _int(env, "NEWSWIRE_MIN_INTERVAL", 300) or 300
+        max_interval = _int(env, "NEWSWIRE_MAX_INTERVAL", 43_200) or 43_200
+        if min_interval > max_interval:
+            raise ConfigError(
+                f"NEWSWIRE_MIN_INTERVAL ({min_interval}) is above NEWSWIRE_MAX_INTERVAL "
+                f"({max_interval})"
+            )
         prefix = env.get("NEWSWIRE_PREFIX", "").strip() or "news"
         if ":" in prefix or " " in prefix:
             raise ConfigError(f"NEWSWIRE_PREFIX must not contain ':' or spaces, got {prefix!r}")
@@ -153,8 +160,8 @@ class Settings:
             poll_concurrency=_int(env, "NEWSWIRE_POLL_CONCURRENCY", 32) or 32,
             per_host_concurrency=_int(env, "NEWSWIRE_PER_HOST_CONCURRENCY", 2) or 2,
             host_spacing=_int(env, "NEWSWIRE_HOST_SPACING_MS", 1000) / 1000.0,
-            min_interval=_int(env, "NEWSWIRE_MIN_INTERVAL", 300) or 300,
-            max_interval=_int(env, "NEWSWIRE_MAX_INTERVAL", 43_200) or 43_200,
+            min_interval=min_interval,
+            max_interval=max_interval,
             obey_robots=env.get("NEWSWIRE_OBEY_ROBOTS", "1").strip().lower()
             not in {"0", "false", "no", "off"},
             profiles_dir=profiles_dir if profiles_dir.is_dir() else None,

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from newswire.cli import cmd_feeds
+from newswire.errors import ConfigError
 from newswire.settings import Settings
 from scheduler.policy import stamp
 from scheduler.service import Scheduler
@@ -347,3 +348,19 @@ def test_requests_to_one_host_start_at_least_the_spacing_apart(
     starts.sort()
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert len(gaps) == 3 and min(gaps) >= 0.19, gaps
+
+
+def test_polling_settings_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({
+        "NEWSWIRE_POLL_CONCURRENCY": "64", "NEWSWIRE_PER_HOST_CONCURRENCY": "1",
+        "NEWSWIRE_HOST_SPACING_MS": "250", "NEWSWIRE_MIN_INTERVAL": "120",
+        "NEWSWIRE_MAX_INTERVAL": "3600", "NEWSWIRE_OBEY_ROBOTS": "0",
+    }, cwd=tmp_path)
+    assert (settings.poll_concurrency, settings.per_host_concurrency, settings.host_spacing,
+            settings.min_interval, settings.max_interval, settings.obey_robots) == (
+        64, 1, 0.25, 120, 3600, False)
+    defaults = Settings.from_env({}, cwd=tmp_path)
+    assert (defaults.host_spacing, defaults.obey_robots) == (1.0, True)
+    with pytest.raises(ConfigError, match="NEWSWIRE_MIN_INTERVAL"):
+        Settings.from_env({"NEWSWIRE_MIN_INTERVAL": "7200", "NEWSWIRE_MAX_INTERVAL": "3600"},
+                          cwd=tmp_path)
