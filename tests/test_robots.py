@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import pytest
+import redis
 
 from newswire.errors import DisallowedByRobotsError, FetchError, TransientFetchError
 from newswire.http import PAGE_ACCEPT, Fetcher
+from newswire.model import FeedEntry
 from newswire.robots import RobotsCache, robots_url
+from newswire.schema import article_id
 from newswire.settings import Settings
+from newswire.store import decode_hash
+from newswire.urls import canonicalize
+from scheduler.service import Scheduler
 from tests.conftest import Response, Site
+from tests.test_worker import work
+from worker.runtime import Runtime, install
 
 ROBOTS = b"""# newswire has a group of its own; everyone else is shut out
 User-agent: *
@@ -140,3 +149,33 @@ def test_rules_are_kept_for_a_day_and_failures_for_minutes() -> None:
     now[0] += 2.0
     cache.check("https://n.example/y")  # tried again after five minutes
     assert len(calls) == 5
+
+
+def test_the_worker_stores_the_feeds_own_content_for_a_disallowed_page(
+    site: Site, redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = Settings(redis_url=redis_url, allow_private_networks=True,
+                        feeds_path=tmp_path / "feeds.toml", request_timeout=5.0)
+    site.routes["/robots.txt"] = Response(200, {}, b"User-agent: *\nDisallow: /private/\n")
+    page(site, "/private/story")
+    url = site.url("/private/story")
+    entry = FeedEntry(
+        feed="f", link=url, canonical_url=canonicalize(url), guid="g1", title="A story",
+        summary="<p>The whole story, as the feed tells it, in one paragraph of text.</p>",
+    )
+    runtime = Runtime.create(settings)
+    install(runtime)
+    sched = Scheduler(settings, client)
+    try:
+        assert sched.enqueue((entry,)) == 1
+        work(sched, client)
+    finally:
+        sched.close()
+        install(None)
+        runtime.fetcher.close()
+        runtime.store.redis.close()
+    article = decode_hash(client.hgetall(f"news:article:{article_id(entry.canonical_url)}"))
+    assert article["source"] == "feed"
+    assert article["fetch_error"] == f"{url}: disallowed by robots.txt"
+    assert "The whole story" in article["text"]
+    assert site.hits("/private/story") == [] and len(site.hits("/robots.txt")) == 1
