@@ -63,6 +63,16 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return min(max((when - now).total_seconds(), 0.0), _RETRY_AFTER_CAP)
 
 
+def _server_date(headers: Mapping[str, str]) -> datetime | None:
+    """The response's ``Date``: a ``Retry-After`` date is read against the server's
+    clock, so a skew between its clock and ours does not stretch or cut the wait."""
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("date", ""))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 class _Inflater:
     """Content-Encoding decoding that never produces more than it is asked for.
 
@@ -213,7 +223,9 @@ class Fetcher:
                     f"{current} answered {status}",
                     url=current,
                     status=status,
-                    retry_after=retry_after_seconds(response_headers.get("retry-after")),
+                    retry_after=retry_after_seconds(
+                        response_headers.get("retry-after"), _server_date(response_headers)
+                    ),
                 )
             if status >= 400:
                 raise HTTPStatusError(f"{current} answered {status}", url=current, status=status)

@@ -83,7 +83,10 @@ class Site:
                     response = route(request)
                 else:
                     response = route
-                self.send_response(response.status)
+                self.log_request(response.status)
+                self.send_response_only(response.status)
+                if "Date" not in response.headers:  # one Date, the route's if it has one
+                    self.send_header("Date", self.date_time_string())
                 for name, value in response.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))

@@ -364,3 +364,22 @@ def test_polling_settings_from_the_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NEWSWIRE_MIN_INTERVAL"):
         Settings.from_env({"NEWSWIRE_MIN_INTERVAL": "7200", "NEWSWIRE_MAX_INTERVAL": "3600"},
                           cwd=tmp_path)
+
+
+def test_retry_after_as_a_date_is_read_against_the_servers_clock(
+    site: Site, settings: Settings, scheduler: Scheduler, clock: Clock
+) -> None:
+    answers = []
+
+    def limited(request: Request) -> Response:
+        if not answers:
+            answers.append(clock.now)
+            # The server's clock is the simulated one: 'come back in two hours'.
+            return Response(503, {"Date": formatdate(clock.now, usegmt=True),
+                                  "Retry-After": formatdate(clock.now + 2 * HOUR, usegmt=True)})
+        return Response(200, RSS_TYPE, rss(site.base, [("r", None)]))
+
+    site.routes["/limited"] = limited
+    feeds_file(settings.feeds_path, {"limited": (site.url("/limited"), 900)})
+    seen = run_for(scheduler, site, clock, 3 * HOUR)
+    assert seen["/limited"] == [0, 7200, 8100, 9000, 9900]
