@@ -140,7 +140,12 @@ class Scheduler:
             for feed in due if feed.name in claimed
         }
         for name, future in futures.items():
-            result, enqueued = future.result()
+            try:
+                result, enqueued = future.result()
+            except Exception as e:  # a bug or Redis failing mid-poll: the others go on
+                log.exception("feed %s: poll failed", name)
+                report.errors[name] = f"internal error: {type(e).__name__}: {e}"
+                continue  # the lease lapses and the feed is polled again
             metrics.observe_poll(result.status)
             metrics.ENTRIES_ENQUEUED.inc(enqueued)
             report.polled += 1

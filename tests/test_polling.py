@@ -23,6 +23,7 @@ import redis
 from newswire.cli import cmd_feeds
 from newswire.errors import ConfigError
 from newswire.settings import Settings
+from scheduler.hosts import HostGate, interleave
 from scheduler.policy import stamp
 from scheduler.service import Scheduler
 
@@ -383,3 +384,45 @@ def test_retry_after_as_a_date_is_read_against_the_servers_clock(
     feeds_file(settings.feeds_path, {"limited": (site.url("/limited"), 900)})
     seen = run_for(scheduler, site, clock, 3 * HOUR)
     assert seen["/limited"] == [0, 7200, 8100, 9000, 9900]
+
+
+def test_interleave_takes_hosts_in_turn_and_caps_each() -> None:
+    items = ["a1", "a2", "a3", "a4", "b1", "c1", "c2"]
+    assert interleave(items, lambda x: x[0], None) == ["a1", "b1", "c1", "a2", "c2", "a3", "a4"]
+    assert interleave(items, lambda x: x[0], 2) == ["a1", "b1", "c1", "a2", "c2"]
+
+
+def test_host_gate_spaces_starts_per_host_on_its_own_clock() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    gate = HostGate(2, 1.5, clock=lambda: now[0], sleep=sleep)
+    for host in ("a", "a", "b", "a"):
+        with gate.slot(host):
+            pass
+    # a: at once, then 1.5 s later, then 1.5 s after that; b never waits for a.
+    assert slept == [1.5, 1.5]
+
+
+def test_a_poll_that_crashes_does_not_stop_the_others(
+    site: Site, settings: Settings, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("ok", "bad"):
+        site.routes[f"/{name}"] = Response(200, RSS_TYPE, rss(site.base, [(name, None)]))
+    feeds_file(settings.feeds_path, {"ok": (site.url("/ok"), 900),
+                                     "bad": (site.url("/bad"), 900)})
+    poll = scheduler.poll_feed
+
+    def crashing(feed: Any, now: float) -> Any:
+        if feed.name == "bad":
+            raise RuntimeError("a bug")
+        return poll(feed, now)
+
+    monkeypatch.setattr(scheduler, "poll_feed", crashing)
+    report = scheduler.tick(T0)
+    assert report.polled == 1 and report.errors == {"bad": "internal error: RuntimeError: a bug"}
+    assert scheduler.tick(T0 + 301).errors == {"bad": "internal error: RuntimeError: a bug"}
