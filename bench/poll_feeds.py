@@ -10,7 +10,11 @@ items each time. A real redis-server runs in another child. For each N:
 
 1. the first round: every feed is new, answers 200 and is parsed, its items enqueued;
 2. a steady round: every feed made due at once and polled, as at any later moment;
-3. idle ticks: nothing due, the cost of the loop itself.
+3. idle ticks: nothing due, the cost of the loop itself;
+4. once, on ``--latency-feeds`` feeds (1,000): the web's latency, every answer 50 ms
+   late and one feed in a hundred 3 s late, polled by
+   ticks that wait for all their polls (``tick(now)``, as ``--once`` does) and by ticks
+   that don't (``tick(now, wait=False)``, as the long-running loop does), the same feeds.
 
 It prints polls per second (wall clock) and the scheduler process's CPU
 seconds per poll (all its threads: HTTP, parsing, Redis, RQ), beside what N
@@ -58,7 +62,8 @@ async def _serve(hosts: int, conn: Connection) -> None:
     counters: dict[int, int] = {}
 
     def answer(path: str, etag: str) -> bytes:
-        feed = int(path.rsplit("/", 1)[-1]) if path.rsplit("/", 1)[-1].isdigit() else -1
+        tail = path.rsplit("/", 1)[-1]
+        feed = int(tail) if tail.isdigit() else -1
         if feed < 0:
             return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
         if feed % 10 == 0:  # a busy feed: three new items on every poll
@@ -84,6 +89,10 @@ async def _serve(hosts: int, conn: Connection) -> None:
                     name, _, value = line.partition(":")
                     if name.strip().lower() == "if-none-match":
                         etag = value.strip()
+                if path.startswith("/late/"):
+                    tail = path.rsplit("/", 1)[-1]
+                    slow = tail.isdigit() and int(tail) % 101 == 0  # spread over the hosts
+                    await asyncio.sleep(3.0 if slow else 0.05)
                 writer.write(answer(path, etag))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, IndexError):
@@ -120,12 +129,58 @@ def _round(scheduler: Scheduler, now: float, expected: int) -> tuple[float, floa
     return time.perf_counter() - wall0, time.process_time() - cpu0, polled, statuses
 
 
-def bench(n: int, bases: list[str], redis_url: str, workdir: Path) -> None:
-    feeds_path = workdir / f"feeds-{n}.toml"
-    feeds_path.write_text("".join(
-        f'[[feeds]]\nname = "f{i}"\nurl = "{bases[i % len(bases)]}/feed/{i}"\ninterval = 900\n'
+def _feeds_file(path: Path, n: int, bases: list[str], prefix: str) -> Path:
+    path.write_text("".join(
+        f'[[feeds]]\nname = "f{i}"\nurl = "{bases[i % len(bases)]}/{prefix}/{i}"\n'
+        "interval = 900\n"
         for i in range(n)
     ))
+    return path
+
+
+def _loop_round(scheduler: Scheduler, now: float, expected: int) -> tuple[float, float, int]:
+    """Like the long-running loop: ticks that don't wait, every 20 ms, until all are done."""
+    polled = 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    while polled < expected:
+        polled += scheduler.tick(now, wait=False).polled
+        if polled < expected:
+            time.sleep(0.02)
+    return time.perf_counter() - wall0, time.process_time() - cpu0, polled
+
+
+def latency(n: int, bases: list[str], redis_url: str, workdir: Path) -> None:
+    """Polls/s against slow answers: ticks that wait for all their polls, and ticks that don't."""
+    feeds_path = _feeds_file(workdir / f"late-{n}.toml", n, bases, "late")
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    # Both ways get the same window: ticks of 64 feeds that wait for all 64, or at most
+    # 64 in flight (twice the pool) topped up as polls finish.
+    settings = Settings(
+        redis_url=redis_url, allow_private_networks=True, feeds_path=feeds_path,
+        host_spacing=0.0, per_host_concurrency=2, poll_concurrency=32, poll_batch=64,
+    )
+    scheduler = Scheduler(settings, client)
+    try:
+        t0 = 1_750_000_000.0
+        _round(scheduler, t0, n)  # first polls: validators stored
+        client.zadd(scheduler.due.key, {f"f{i}": 0 for i in range(n)})
+        waiting = _round(scheduler, t0 + 900, n)
+        client.zadd(scheduler.due.key, {f"f{i}": 0 for i in range(n)})
+        looping = _loop_round(scheduler, t0 + 1800, n)
+    finally:
+        scheduler.close()
+        client.close()
+    print(f"with latency (50 ms, 1 % of feeds 3 s), {n:,} feeds on {len(bases)} hosts, "
+          "64 polls at a time:")
+    for label, (wall, cpu, polled) in (("ticks that wait", waiting[:3]),
+                                       ("ticks that don't", looping)):
+        print(f"  {label:<17} {polled / wall:7.1f} polls/s, {wall:6.2f} s, "
+              f"scheduler CPU {1000 * cpu / polled:5.2f} ms/poll")
+
+
+def bench(n: int, bases: list[str], redis_url: str, workdir: Path) -> None:
+    feeds_path = _feeds_file(workdir / f"feeds-{n}.toml", n, bases, "feed")
     client = redis.Redis.from_url(redis_url)
     client.flushall()
     settings = Settings(
@@ -165,6 +220,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--feeds", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--latency-feeds", type=int, default=1000,
+                        help="feeds in the latency rounds (0: skip them)")
     args = parser.parse_args()
     parent, child = mp.Pipe()
     server = mp.get_context("spawn").Process(target=serve, args=(args.hosts, child), daemon=True)
@@ -177,6 +234,9 @@ def main() -> int:
                   f"redis and the feed server in their own processes")
             for n in args.feeds:
                 bench(n, bases, redis_server.url, Path(tmp))
+            if args.latency_feeds:
+                print()
+                latency(args.latency_feeds, bases, redis_server.url, Path(tmp))
         finally:
             redis_server.stop()
             parent.send("stop")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -53,15 +53,25 @@ class HostGate:
             yield
 
 
-def interleave(items: Iterable[T], key: Callable[[T], str], per_key: int | None) -> list[T]:
+def interleave(
+    items: Iterable[T],
+    key: Callable[[T], str],
+    per_key: int | None,
+    *,
+    already: Mapping[str, int] | None = None,
+) -> list[T]:
     """``items`` reordered round-robin by ``key`` (one of each host, then the next of
-    each ...), at most ``per_key`` of each (None: all), so that a pool working through
-    them in order is never filled with requests waiting for one busy host."""
+    each ...), at most ``per_key`` of each (None: all) less what ``already`` counts
+    for it, so that a pool working through them in order is never filled with
+    requests waiting for one busy host."""
+    already = already or {}
     queues: dict[str, deque[T]] = {}
     for item in items:
-        queue = queues.setdefault(key(item), deque())
-        if per_key is None or len(queue) < per_key:
+        name = key(item)
+        queue = queues.setdefault(name, deque())
+        if per_key is None or len(queue) + already.get(name, 0) < per_key:
             queue.append(item)
+    queues = {name: queue for name, queue in queues.items() if queue}
     out: list[T] = []
     while queues:
         for name in list(queues):

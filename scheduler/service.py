@@ -18,7 +18,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -92,10 +92,17 @@ class Scheduler:
         self._synced: tuple[list[FeedConfig] | None, float] = (None, -math.inf)
         #: Where each feed was last polled (after a confirmed move), for its host.
         self._current_url: dict[str, str] = {}
+        #: Polls submitted by ticks that did not wait for them: feed -> (host, future).
+        self._inflight: dict[str, tuple[str, Future[tuple[PollResult, int]]]] = {}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)  # polls in flight finish and record their state
         self.fetcher.close()
+
+    @property
+    def in_flight(self) -> int:
+        """Polls submitted and not yet reported by a tick."""
+        return len(self._inflight)
 
     # -- one tick --------------------------------------------------------------
 
@@ -113,33 +120,63 @@ class Scheduler:
             self._synced = (feeds, now)
         return self._feeds
 
-    def due_feeds(self, now: float) -> list[FeedConfig]:
-        """The feeds due at ``now`` that this tick takes on, hosts interleaved."""
+    def host(self, feed: FeedConfig) -> str:
+        return host_of(self._current_url.get(feed.name, feed.url))
+
+    def due_feeds(self, now: float, limit: int | None = None) -> list[FeedConfig]:
+        """The feeds due at ``now`` that this tick takes on (at most ``limit``), hosts
+        interleaved, none already in flight, and no more of one host's than its
+        spacing lets start within :data:`HOST_TICK_BUDGET` (polls in flight count)."""
         feeds = self.sync_feeds(now)
-        due = [feeds[name] for name in self.due.due(now, self.settings.poll_batch)
-               if name in feeds]
+        limit = self.settings.poll_batch if limit is None else limit
+        # Read a little more than the limit: some may be in flight or over a host's share.
+        names = self.due.due(now, limit + len(self._inflight))
+        due = [feeds[name] for name in names if name in feeds and name not in self._inflight]
         spacing = self.settings.host_spacing
         per_host = (
             max(self.settings.per_host_concurrency, int(HOST_TICK_BUDGET / spacing))
             if spacing > 0 else None
         )
-        return interleave(due, lambda f: host_of(self._current_url.get(f.name, f.url)),
-                          per_host)
+        busy = Counter(host for host, _ in self._inflight.values())
+        return interleave(due, self.host, per_host, already=busy)[:limit]
 
     def next_due(self) -> float | None:
         """The earliest next-check time of any configured feed."""
         return self.due.next_time()
 
-    def tick(self, now: float) -> TickReport:
-        """Poll every feed due at ``now`` (claimed first, so no other scheduler does)."""
+    def tick(self, now: float, *, wait: bool = True) -> TickReport:
+        """Poll every feed due at ``now`` (claimed first, so no other scheduler does).
+
+        ``wait=False`` (the long-running loop): submit the polls and return; a later
+        tick reports them once done, so one slow feed never holds up the next
+        feeds that fall due. Then at most twice ``poll_concurrency`` polls are in
+        flight, so that none waits in the pool long enough for its lease to lapse.
+        """
         report = TickReport()
-        due = self.due_feeds(now)
+        self._collect(report, block=False)
+        limit = None if wait else max(0, 2 * self.settings.poll_concurrency - self.in_flight)
+        due = self.due_feeds(now, limit) if limit != 0 else []
         claimed = set(self.due.claim([f.name for f in due], now, now + POLL_LEASE))
-        futures = {
-            feed.name: self._pool.submit(self.poll_feed, feed, now)
-            for feed in due if feed.name in claimed
-        }
-        for name, future in futures.items():
+        for feed in due:
+            if feed.name in claimed:
+                future = self._pool.submit(self.poll_feed, feed, now)
+                self._inflight[feed.name] = (self.host(feed), future)
+        if wait:
+            self._collect(report, block=True)
+        self.store.incr_stats({
+            "feeds_polled": report.polled,
+            "feeds_not_modified": report.statuses.get("304", 0),
+            "feed_errors": len(report.errors),
+            "entries_enqueued": report.enqueued,
+        })
+        return report
+
+    def _collect(self, report: TickReport, *, block: bool) -> None:
+        """Move finished polls (with ``block``: all of them, once done) into ``report``."""
+        for name, (_, future) in list(self._inflight.items()):
+            if not block and not future.done():
+                continue
+            del self._inflight[name]
             try:
                 result, enqueued = future.result()
             except Exception as e:  # a bug or Redis failing mid-poll: the others go on
@@ -153,13 +190,6 @@ class Scheduler:
             report.enqueued += enqueued
             if result.error:
                 report.errors[name] = result.error
-        self.store.incr_stats({
-            "feeds_polled": report.polled,
-            "feeds_not_modified": report.statuses.get("304", 0),
-            "feed_errors": len(report.errors),
-            "entries_enqueued": report.enqueued,
-        })
-        return report
 
     # -- one feed --------------------------------------------------------------
 

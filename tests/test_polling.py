@@ -10,6 +10,7 @@ import argparse
 import io
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import redis
 from newswire.cli import cmd_feeds
 from newswire.errors import ConfigError
 from newswire.settings import Settings
+from scheduler.__main__ import run
 from scheduler.hosts import HostGate, interleave
 from scheduler.policy import stamp
 from scheduler.service import Scheduler
@@ -426,3 +428,48 @@ def test_a_poll_that_crashes_does_not_stop_the_others(
     report = scheduler.tick(T0)
     assert report.polled == 1 and report.errors == {"bad": "internal error: RuntimeError: a bug"}
     assert scheduler.tick(T0 + 301).errors == {"bad": "internal error: RuntimeError: a bug"}
+
+
+def test_the_loop_does_not_wait_for_a_slow_feed(
+    site: Site, settings: Settings, scheduler: Scheduler
+) -> None:
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        release.wait(10)
+        return Response(200, RSS_TYPE, rss(site.base, [("slow", None)]))
+
+    site.routes["/slow"] = slow
+    site.routes["/fast"] = Response(200, RSS_TYPE, rss(site.base, [("fast", None)]))
+    feeds_file(settings.feeds_path, {"slow": (site.url("/slow"), 60),
+                                     "fast": (site.url("/fast"), 60)})
+    first = scheduler.tick(T0, wait=False)
+    assert first.polled == 0 and scheduler.in_flight == 2
+    for _ in range(100):  # the fast one finishes in real time
+        if site.hits("/fast") and scheduler._inflight["fast"][1].done():
+            break
+        time.sleep(0.05)
+    second = scheduler.tick(T0 + 60, wait=False)  # reports 'fast', polls it again
+    assert second.polled == 1 and second.statuses == {"200": 1}
+    assert scheduler.in_flight == 2 and len(site.hits("/slow")) == 1  # not claimed twice
+    release.set()
+    last = scheduler.tick(T0 + 61, wait=True)  # nothing new is due; waits for both
+    assert last.polled == 2 and scheduler.in_flight == 0
+    assert len(site.hits("/fast")) == 2 and len(site.hits("/slow")) == 1
+
+
+def test_once_polls_every_due_feed_in_batches(
+    site: Site, settings: Settings, redis_url: str
+) -> None:
+    feeds: dict[str, tuple[str, int | None]] = {}
+    for k in range(5):
+        site.routes[f"/b{k}"] = Response(200, RSS_TYPE, rss(site.base, [(f"b{k}", None)]))
+        feeds[f"b{k}"] = (site.url(f"/b{k}"), None)
+    feeds_file(settings.feeds_path, feeds)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert run(settings.with_(poll_batch=2), once=True) == 0
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert sorted(r.path for r in site.requests) == [f"/b{k}" for k in range(5)]
