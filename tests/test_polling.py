@@ -473,3 +473,40 @@ def test_once_polls_every_due_feed_in_batches(
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert sorted(r.path for r in site.requests) == [f"/b{k}" for k in range(5)]
+
+
+def test_a_tick_takes_no_more_of_one_host_than_its_spacing_lets_start_soon(
+    settings: Settings, redis_url: str
+) -> None:
+    sites = [Site("127.0.0.1"), Site("127.0.0.3")]
+    release = threading.Event()
+
+    def held(request: Request) -> Response:
+        release.wait(10)
+        return Response(304)
+
+    feeds: dict[str, tuple[str, int | None]] = {}
+    for i, s in enumerate(sites):
+        for k in range(15 if i == 0 else 3):
+            s.routes[f"/h{k}"] = held
+            feeds[f"s{i}h{k}"] = (s.url(f"/h{k}"), 900)
+    feeds_file(settings.feeds_path, feeds)
+    client = redis.Redis.from_url(redis_url)
+    # One second apart per host: ten seconds' worth (10) of a host's feeds per tick.
+    scheduler = Scheduler(settings.with_(host_spacing=1.0), client)
+    scheduler.gate = HostGate(100, 0.0)  # start them at once here; the cap is what's tested
+    try:
+        chosen = scheduler.due_feeds(T0)
+        assert [f.name for f in chosen][:4] == ["s0h0", "s1h0", "s0h1", "s1h1"]  # interleaved
+        assert sum(f.name.startswith("s0") for f in chosen) == 10 and len(chosen) == 13
+        scheduler.tick(T0, wait=False)
+        assert scheduler.in_flight == 13
+        assert scheduler.due_feeds(T0) == []  # the rest of s0 waits for its polls in flight
+    finally:
+        release.set()
+        scheduler.tick(T0, wait=True)
+        scheduler.close()
+        client.close()
+        for s in sites:
+            s.close()
+    assert scheduler.in_flight == 0
