@@ -183,5 +183,7 @@ def run(redis_url: str, tmp_path: Path) -> Runner:
         NEWSWIRE_FEEDS=str(tmp_path / "feeds.toml"),
         NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
         PYTHONPATH=str(ROOT),
+        # Every fixture feed is on one loopback host: no second's spacing between them.
+        NEWSWIRE_HOST_SPACING_MS="0",
     )
     return Runner(env, tmp_path)

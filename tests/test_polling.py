@@ -23,6 +23,7 @@ import redis
 
 from newswire.cli import cmd_feeds
 from newswire.errors import ConfigError
+from newswire.feeds import FeedsFile
 from newswire.settings import Settings
 from scheduler.__main__ import run
 from scheduler.hosts import HostGate, interleave
@@ -510,3 +511,16 @@ def test_a_tick_takes_no_more_of_one_host_than_its_spacing_lets_start_soon(
         for s in sites:
             s.close()
     assert scheduler.in_flight == 0
+
+
+def test_a_feeds_file_replaced_by_rename_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    feeds_file(path, {"a": ("https://a.example/feed", None)})
+    loader = FeedsFile(path)
+    assert [f.name for f in loader.load()] == ["a"]
+    stat = path.stat()
+    new = tmp_path / "new.toml"
+    feeds_file(new, {"b": ("https://b.example/feed", None)})  # the same size
+    os.utime(new, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime
+    new.replace(path)
+    assert [f.name for f in loader.load()] == ["b"]
