@@ -239,8 +239,10 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             f"{status['errors']} errors" if status["errors"] else "ok")
         if status["last_status"] is None and not status["errors"]:
             state = "never polled"
+        why = (f" ({status['next_check_reason']}, {status['interval']} s)"
+               if status["next_check_reason"] else "")
         _emit(out, f"{feed.name:<20} {state:<12} last {status['last_status'] or '-':<4} "
-                   f"next {status['next_check'] or 'now':<20} {status['url']}"
+                   f"next {status['next_check'] or 'now':<20}{why} {status['url']}"
                    + (f"\n{'':<20} last error: {status['last_error']}" if status["last_error"]
                       else ""))
     return 0

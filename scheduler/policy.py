@@ -189,13 +189,19 @@ def publication_times(
     distinct times, newest first. Dated entries give their dates; a poll that
     found new undated entries counts as one publication at ``now``."""
     times = set(_times(state.get("published_times", "")))
+    dated: set[float] = set()
     undated = False
     for entry in result.entries:
         published = parse_iso(entry.published) if entry.published else None
         if published is None:
             undated = True
         else:
-            times.add(float(int(published.timestamp())))
+            dated.add(float(int(published.timestamp())))
+    if len(dated) == 1 and len(result.entries) > 1:
+        # Every entry carries the same date (often the time the feed was generated):
+        # that says nothing of when each was published, so the feed counts as undated.
+        dated, undated = set(), True
+    times |= dated
     if undated and result.new_entries:
         times.add(float(int(now)))
     return sorted(times, reverse=True)[:HISTORY]

@@ -368,3 +368,16 @@ def test_undated_entries_count_as_published_when_first_seen() -> None:
     new, _ = apply_result(state, seen_again, now=now + 60, config_url=URL, interval=INTERVAL,
                           adaptive=True)
     assert new["published_times"] == state["published_times"]
+
+
+def test_a_feed_that_dates_every_entry_with_the_time_it_was_generated_has_no_pace() -> None:
+    state: dict[str, str] = {}
+    for k in range(6):
+        now = NOW + k * 900
+        # Three old entries, all stamped 'now' on every fetch, none of them new.
+        result = PollResult(200, url=URL, entries=entries(now, now, now), new_entries=0)
+        new, due = apply_result(state, result, now=now, config_url=URL, interval=INTERVAL,
+                                adaptive=True)
+        state = {**state, **new}
+    assert state["published_times"] == ""
+    assert (due - now, state["reason"]) == (INTERVAL, "interval")

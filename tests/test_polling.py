@@ -205,6 +205,11 @@ def test_410_shows_as_disabled(
     assert (state["disabled"], state["last_status"], state["errors"]) == (True, 410, 1)
     assert state["next_check"] == stamp(T0 + DAY)
     assert state["next_check_reason"] == "disabled"
+    out = io.StringIO()
+    assert cmd_feeds(argparse.Namespace(json=False, feeds_command=None), settings, out) == 0
+    assert out.getvalue().split() == [
+        "gone", "disabled", "last", "410", "next", stamp(T0 + DAY), "(disabled,", "86400", "s)",
+        site.url("/gone"), "last", "error:", f"{site.url('/gone')}", "answered", "410"]
 
 
 def test_a_malformed_feed_records_an_error_and_keeps_its_last_good_state(
