@@ -26,9 +26,10 @@ from .errors import ConfigError, ExtractError, FetchError
 from .feeds import load_feeds_file
 from .http import PAGE_ACCEPT, Fetcher
 from .model import parse_iso
+from .opml import parse_opml, plan_import, to_opml, toml_entries
 from .process import run_main
 from .profiles import profiles_for
-from .settings import EMBEDDED_SOCKET, Settings
+from .settings import EMBEDDED_SOCKET, Settings, shipped_feeds_file
 from .status import FAILED_SHOWN, snapshot
 from .store import Store, connect, ping
 from .up import run_up
@@ -232,10 +233,19 @@ def feed_status(name: str, config_url: str, state: dict[str, str]) -> dict[str, 
         "errors": int(errors) if same and errors.isdigit() else 0,
         "last_error": (state.get("last_error") or None) if same else None,
         "disabled": same and state.get("disabled") == "1",
+        # Beyond CONTRACT.md: the wait in force before next_check, and why.
+        "interval": int(state["interval"]) if same and state.get("interval", "").isdigit()
+        else None,
+        "next_check_reason": (state.get("reason") or None) if same else None,
+        "moving_to": (state.get("moved_to") or None) if same else None,
     }
 
 
 def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if getattr(args, "feeds_command", None) == "import":
+        return cmd_feeds_import(args, settings, out)
+    if getattr(args, "feeds_command", None) == "export":
+        return cmd_feeds_export(args, settings, out)
     feeds = load_feeds_file(settings.feeds_path)
     store = _store(settings)
     states = store.feed_states([f.name for f in feeds])
@@ -248,10 +258,66 @@ def cmd_feeds(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             f"{status['errors']} errors" if status["errors"] else "ok")
         if status["last_status"] is None and not status["errors"]:
             state = "never polled"
+        why = (f" ({status['next_check_reason']}, {status['interval']} s)"
+               if status["next_check_reason"] else "")
         _emit(out, f"{feed.name:<20} {state:<12} last {status['last_status'] or '-':<4} "
-                   f"next {status['next_check'] or 'now':<20} {status['url']}"
+                   f"next {status['next_check'] or 'now':<20}{why} {status['url']}"
                    + (f"\n{'':<20} last error: {status['last_error']}" if status["last_error"]
                       else ""))
+    return 0
+
+
+def _import_target(settings: Settings, cwd: Path) -> tuple[Path, str]:
+    """The feeds file an import writes to, and its text so far. The shipped file is
+    never written: its feeds are copied into ./feeds.toml, which then replaces it."""
+    if settings.feeds_path.resolve() == shipped_feeds_file().resolve():
+        target = cwd / "feeds.toml"
+        return target, shipped_feeds_file().read_text(encoding="utf-8")
+    target = settings.feeds_path
+    try:
+        return target, target.read_text(encoding="utf-8") if target.exists() else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read feeds file {target}: {e}") from e
+
+
+def cmd_feeds_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    source = Path(args.file)
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {source}: {e.strerror or e}") from e
+    outlines = parse_opml(data, source=str(source))
+    target, text = _import_target(settings, Path.cwd())
+    existing = load_feeds_file(target) if text else []
+    added, skipped = plan_import(existing, outlines)
+    for reason in skipped:
+        print(f"newswire: skipped {reason}", file=sys.stderr)
+    if added and not args.dry_run:
+        joined = text.rstrip("\n") + ("\n\n" if text.strip() else "") + toml_entries(added)
+        temp = target.with_name(f".{target.name}.import")
+        try:
+            temp.write_text(joined, encoding="utf-8")
+            load_feeds_file(temp)  # what is written must read back as a valid feeds file
+            temp.replace(target)  # atomic: a running scheduler never sees half of it
+        except OSError as e:
+            raise ConfigError(f"cannot write feeds file {target}: {e.strerror or e}") from e
+        finally:
+            temp.unlink(missing_ok=True)
+    verb = "would add" if args.dry_run else "added"
+    _emit(out, f"{verb} {len(added)} feeds to {target}, skipped {len(skipped)}")
+    for feed in added:
+        _emit(out, f"  {feed.name:<24} {feed.url}")
+    return 0
+
+
+def cmd_feeds_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    feeds = load_feeds_file(settings.feeds_path)
+    urls = {f.name: f.url for f in feeds}
+    if args.current:
+        states = _store(settings).feed_states(list(urls))
+        urls = {f.name: feed_status(f.name, f.url, states[f.name])["url"] for f in feeds}
+    out.write(to_opml(urls.items()).decode("utf-8"))
+    out.flush()
     return 0
 
 
@@ -349,7 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     feeds = commands.add_parser("feeds", help="the configured feeds and their polling state")
     feeds.add_argument("--json", action="store_true", help="one JSON object per feed")
-    feeds.set_defaults(handler=cmd_feeds)
+    feeds.set_defaults(handler=cmd_feeds, feeds_command=None)
+    feeds_commands = feeds.add_subparsers(dest="feeds_command", metavar="ACTION",
+                                          parser_class=OneLineParser)
+    feeds_import = feeds_commands.add_parser(
+        "import", help="add the feeds of an OPML file to the feeds file")
+    feeds_import.add_argument("file", metavar="FILE.opml", help="OPML file to read")
+    feeds_import.add_argument("--dry-run", action="store_true",
+                              help="say what would be added, change nothing")
+    feeds_export = feeds_commands.add_parser(
+        "export", help="print the configured feeds as OPML")
+    feeds_export.add_argument(
+        "--current", action="store_true",
+        help="each feed's current URL (after a confirmed permanent redirect; reads Redis)")
 
     status = commands.add_parser("status", help="what newswire is doing, once")
     status.add_argument("--json", action="store_true", help="one JSON object")

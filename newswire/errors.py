@@ -8,6 +8,7 @@ one clear line and the log keeps the cause::
     ├── ConfigError            bad settings, unreadable or invalid feeds file, unknown feed
     ├── FetchError             an HTTP request did not give a usable body
     │   ├── BlockedURLError    refused before any request: scheme or private address
+    │   │   └── DisallowedByRobotsError  the site's robots.txt disallows the page
     │   ├── TooLargeError      body over the size limit (cut off while streaming)
     │   ├── HTTPStatusError    the server answered with an error status
     │   └── TransientFetchError  worth retrying: timeout, connection reset, 429, 5xx
@@ -38,6 +39,10 @@ class FetchError(NewswireError):
 
 class BlockedURLError(FetchError):
     """Refused before any request was made (non-HTTP scheme or a private address)."""
+
+
+class DisallowedByRobotsError(BlockedURLError):
+    """The site's robots.txt does not let newswire fetch this page."""
 
 
 class TooLargeError(FetchError):

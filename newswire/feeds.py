@@ -81,7 +81,7 @@ class FeedsFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._feeds: list[FeedConfig] = []
 
     def load(self) -> list[FeedConfig]:
@@ -90,7 +90,9 @@ class FeedsFile:
         except OSError:
             stamp = None
         else:
-            stamp = (stat.st_mtime, stat.st_size)
+            # Nanoseconds, size and inode: an edit within the same second, or a new
+            # file renamed over the old one (editors, `newswire feeds import`), shows.
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamp is None or stamp != self._stamp:
             try:
                 feeds = load_feeds_file(self.path)

@@ -30,6 +30,8 @@ from .errors import (
     TransientFetchError,
 )
 from .model import FetchedResponse
+from .robots import MAX_BYTES as ROBOTS_MAX_BYTES
+from .robots import RobotsCache
 from .settings import Settings
 
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -59,6 +61,16 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
         when = when.replace(tzinfo=UTC)
     now = now or datetime.now(UTC)
     return min(max((when - now).total_seconds(), 0.0), _RETRY_AFTER_CAP)
+
+
+def _server_date(headers: Mapping[str, str]) -> datetime | None:
+    """The response's ``Date``: a ``Retry-After`` date is read against the server's
+    clock, so a skew between its clock and ours does not stretch or cut the wait."""
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("date", ""))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class _Inflater:
@@ -148,6 +160,13 @@ class Fetcher:
             transport=transport,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
+        #: robots.txt rules per origin, for pages (None: not obeyed, by settings).
+        self.robots = RobotsCache(self._robots_txt, settings.user_agent) if (
+            settings.obey_robots) else None
+
+    def _robots_txt(self, url: str) -> tuple[int, bytes]:
+        response = self.get(url, max_bytes=ROBOTS_MAX_BYTES, accept="text/plain", robots=False)
+        return response.status, response.body
 
     def close(self) -> None:
         self.client.close()
@@ -159,10 +178,13 @@ class Fetcher:
         max_bytes: int,
         headers: Mapping[str, str] | None = None,
         accept: str = "*/*",
+        robots: bool = True,
     ) -> FetchedResponse:
         """GET ``url`` following redirects; 2xx and 304 come back, the rest raise.
 
-        Raises :class:`BlockedURLError`, :class:`TooLargeError`,
+        ``robots``: check every hop against its site's robots.txt first (pages;
+        the scheduler passes False for feeds). Raises :class:`BlockedURLError`
+        (:class:`DisallowedByRobotsError` for robots.txt), :class:`TooLargeError`,
         :class:`TransientFetchError` (timeouts, connection errors, 408/429/5xx;
         ``retry_after`` set from the header) or :class:`HTTPStatusError`.
         """
@@ -175,6 +197,8 @@ class Fetcher:
         current, permanent_url, permanent_chain = url, None, True
         for _hop in range(self.settings.max_redirects + 1):
             check_url(current, allow_private=self.settings.allow_private_networks)
+            if robots and self.robots is not None:
+                self.robots.check(current)
             status, response_headers, body = self._one(
                 current, request_headers, max_bytes=max_bytes, deadline=deadline
             )
@@ -199,7 +223,9 @@ class Fetcher:
                     f"{current} answered {status}",
                     url=current,
                     status=status,
-                    retry_after=retry_after_seconds(response_headers.get("retry-after")),
+                    retry_after=retry_after_seconds(
+                        response_headers.get("retry-after"), _server_date(response_headers)
+                    ),
                 )
             if status >= 400:
                 raise HTTPStatusError(f"{current} answered {status}", url=current, status=status)

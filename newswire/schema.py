@@ -14,7 +14,8 @@ Internal (the README documents them; free to change between versions)::
     {p}:seen:url:<h>      string  RQ job id of an entry already enqueued, by canonical URL
     {p}:seen:guid:<h>     string  the same, by the entry's guid
     {p}:feed:<name>       hash    polling state of a feed
-    {p}:feeds:due         sorted set  feed name -> next check, epoch seconds
+    {p}:feeds:due         sorted set  feed name -> next check, epoch seconds (and poll lease);
+                                      every configured feed is in it (0: due at once)
     {p}:expiry            sorted set  article id -> epoch when it leaves ``{p}:recent``
     {p}:stats             hash    counters for ``newswire status``
     {p}:site:<v>:<site>   hash    learned boilerplate of a site: ``pages`` -> new articles
@@ -202,4 +203,22 @@ local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if due and tonumber(due) > tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
+"""
+
+#: Claim due feeds for one poll each, in one round trip (the scheduler's tick).
+#:
+#: KEYS: 1 feeds due zset. ARGV: 1 now epoch, 2 lease-until epoch, 3.. feed names.
+#: Returns the names claimed: those due at ``now`` (or not in the set at all);
+#: each one's score becomes the lease, so no other scheduler takes it meanwhile.
+CLAIM_DUE_FEEDS = r"""
+local now, lease = tonumber(ARGV[1]), ARGV[2]
+local claimed = {}
+for i = 3, #ARGV do
+  local due = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not due or tonumber(due) <= now then
+    redis.call('ZADD', KEYS[1], lease, ARGV[i])
+    claimed[#claimed + 1] = ARGV[i]
+  end
+end
+return claimed
 """

@@ -67,9 +67,19 @@ class Settings:
     connect_timeout: float = 10.0
     request_timeout: float = 30.0
     max_redirects: int = 5
-    #: Feed polls in flight at once, and at most per host.
-    poll_concurrency: int = 8
+    #: Feed polls in flight at once, at most so many per host, and the least time
+    #: in seconds between the starts of two requests to one host.
+    poll_concurrency: int = 32
     per_host_concurrency: int = 2
+    host_spacing: float = 1.0
+    #: Bounds in seconds of the interval learnt from a feed's pace (feeds without
+    #: an ``interval`` of their own).
+    min_interval: int = 300
+    max_interval: int = 43_200
+    #: Most feeds one scheduler tick claims.
+    poll_batch: int = 2000
+    #: Honour robots.txt for article pages (feeds, subscribed to by name, are not crawled).
+    obey_robots: bool = True
     #: Port of the Prometheus endpoint (None: off).
     metrics_port: int | None = None
     #: The user's folder of site profiles (None: only the shipped ones).
@@ -123,6 +133,13 @@ class Settings:
         profiles_dir = Path(profiles) if profiles else cwd / "profiles"
         if profiles and not profiles_dir.is_dir():
             raise ConfigError(f"NEWSWIRE_PROFILES must be a folder, got {profiles!r}")
+        min_interval = _int(env, "NEWSWIRE_MIN_INTERVAL", 300) or 300
+        max_interval = _int(env, "NEWSWIRE_MAX_INTERVAL", 43_200) or 43_200
+        if min_interval > max_interval:
+            raise ConfigError(
+                f"NEWSWIRE_MIN_INTERVAL ({min_interval}) is above NEWSWIRE_MAX_INTERVAL "
+                f"({max_interval})"
+            )
         prefix = env.get("NEWSWIRE_PREFIX", "").strip() or "news"
         if ":" in prefix or " " in prefix:
             raise ConfigError(f"NEWSWIRE_PREFIX must not contain ':' or spaces, got {prefix!r}")
@@ -140,6 +157,13 @@ class Settings:
             page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
             request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
             metrics_port=_int(env, "NEWSWIRE_METRICS_PORT", 0) or None,
+            poll_concurrency=_int(env, "NEWSWIRE_POLL_CONCURRENCY", 32) or 32,
+            per_host_concurrency=_int(env, "NEWSWIRE_PER_HOST_CONCURRENCY", 2) or 2,
+            host_spacing=_int(env, "NEWSWIRE_HOST_SPACING_MS", 1000) / 1000.0,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            obey_robots=env.get("NEWSWIRE_OBEY_ROBOTS", "1").strip().lower()
+            not in {"0", "false", "no", "off"},
             profiles_dir=profiles_dir if profiles_dir.is_dir() else None,
             boilerplate_min_pages=_int(env, "NEWSWIRE_BOILERPLATE_MIN_PAGES", 3),
             site_blocks_max=_int(env, "NEWSWIRE_SITE_BLOCKS_MAX", 4096) or 4096,

@@ -21,6 +21,8 @@ from .service import Scheduler
 log = logging.getLogger("newswire.scheduler")
 #: The longest the loop sleeps, so that feeds added to the file are picked up soon.
 MAX_SLEEP = 30.0
+#: How often the loop looks at polls in flight while there are some.
+IN_FLIGHT_SLEEP = 0.2
 
 
 def run(settings: Settings, *, once: bool) -> int:
@@ -34,9 +36,13 @@ def run(settings: Settings, *, once: bool) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         scheduler.feeds_file.load()  # a bad feeds file is a one-line error at start
+        started = time.time()
         while not stop.is_set():
             try:
-                report = scheduler.tick(time.time())
+                # --once: every feed due at the start, in batches, each polled once (a
+                # polled feed is never due again at the same 'now'). Otherwise the
+                # loop doesn't wait for slow feeds: a later tick reports them.
+                report = scheduler.tick(started if once else time.time(), wait=once)
             except redis.RedisError as e:
                 if once:
                     raise
@@ -50,9 +56,13 @@ def run(settings: Settings, *, once: bool) -> int:
                     report.enqueued,
                 )
             if once:
-                break
+                if report.polled + len(report.errors) == 0:
+                    break
+                continue
             due = scheduler.next_due()
             wait = MAX_SLEEP if due is None else min(max(due - time.time(), 0.5), MAX_SLEEP)
+            if scheduler.in_flight:
+                wait = min(wait, IN_FLIGHT_SLEEP)  # report them (and start more) soon
             stop.wait(wait)
     finally:
         scheduler.close()

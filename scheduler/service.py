@@ -2,20 +2,23 @@
 
 One httpx client, one Redis pool and one RQ queue per process. Feeds are polled
 concurrently on a thread pool, at most ``per_host_concurrency`` at a time per
-host. Whether a feed is due lives in Redis (``news:feeds:due``), and a feed is
-claimed with a lease before it is polled, so several schedulers can run against
-one Redis: each feed is still polled once per interval.
+host and their starts ``host_spacing`` apart (:class:`HostGate`). Whether a
+feed is due lives in Redis (``news:feeds:due``, every configured feed with its
+next check), and a feed is claimed with a lease before it is polled, so several
+schedulers can run against one Redis: each feed is still polled once per
+interval. A tick reads only the due feeds, so its cost follows the polls, not
+the number of feeds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
-import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -33,6 +36,8 @@ from newswire.settings import Settings
 from newswire.store import Store
 from newswire.urls import host_of
 
+from .due import DueFeeds
+from .hosts import HostGate, interleave
 from .policy import POLL_LEASE, PollResult, apply_result
 
 log = logging.getLogger("newswire.scheduler")
@@ -45,6 +50,12 @@ FEED_ACCEPT = (
 INGEST_JOB = "worker.jobs.ingest"
 #: RQ retries a job that raised (transient fetch failures) after these many seconds.
 RETRY_INTERVALS = [10, 60, 300]
+#: Seconds of one host's spaced-out requests that one tick takes on; the rest of
+#: that host's due feeds wait for the next tick, so one host cannot hold up a tick.
+HOST_TICK_BUDGET = 10.0
+#: Simulated seconds between full re-syncs of the due set with the feeds file
+#: (a changed file re-syncs at once).
+RESYNC_EVERY = 300.0
 
 
 @dataclass
@@ -70,51 +81,88 @@ class Scheduler:
     ) -> None:
         self.settings = settings
         self.store = Store(client, settings)
+        self.due = DueFeeds(client, self.store.keys)
         self.fetcher = fetcher or Fetcher(settings)
         self.queue = Queue(settings.queue_name, connection=client, serializer=JSONSerializer)
         self.feeds_file = FeedsFile(settings.feeds_path)
         self.rng = rng
+        self.gate = HostGate(settings.per_host_concurrency, settings.host_spacing)
         self._pool = ThreadPoolExecutor(settings.poll_concurrency, thread_name_prefix="poll")
-        self._hosts: defaultdict[str, threading.BoundedSemaphore] = defaultdict(
-            lambda: threading.BoundedSemaphore(settings.per_host_concurrency)
-        )
-        self._hosts_lock = threading.Lock()
+        self._feeds: dict[str, FeedConfig] = {}
+        self._synced: tuple[list[FeedConfig] | None, float] = (None, -math.inf)
+        #: Where each feed was last polled (after a confirmed move), for its host.
+        self._current_url: dict[str, str] = {}
+        #: Polls submitted by ticks that did not wait for them: feed -> (host, future).
+        self._inflight: dict[str, tuple[str, Future[tuple[PollResult, int]]]] = {}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)  # polls in flight finish and record their state
         self.fetcher.close()
+
+    @property
+    def in_flight(self) -> int:
+        """Polls submitted and not yet reported by a tick."""
+        return len(self._inflight)
 
     # -- one tick --------------------------------------------------------------
 
-    def due_feeds(self, now: float) -> list[FeedConfig]:
+    def sync_feeds(self, now: float) -> dict[str, FeedConfig]:
+        """The configured feeds, by name; the due set follows the feeds file as it
+        changes (added feeds are due at once, removed ones are no longer polled)."""
         feeds = self.feeds_file.load()
-        self.store.forget_feeds_except(f.name for f in feeds)
-        due_at = self.store.due_times([f.name for f in feeds])
-        return [f for f in feeds if due_at[f.name] is None or due_at[f.name] <= now]  # type: ignore[operator]
+        seen, synced_at = self._synced
+        if feeds is not seen or now - synced_at >= RESYNC_EVERY or now < synced_at:
+            added, removed = self.due.sync(f.name for f in feeds)
+            if feeds is not seen and (added or removed):
+                log.info("feeds file: %d feeds, %d added, %d removed", len(feeds), added,
+                         removed)
+            self._feeds = {f.name: f for f in feeds}
+            self._synced = (feeds, now)
+        return self._feeds
+
+    def host(self, feed: FeedConfig) -> str:
+        return host_of(self._current_url.get(feed.name, feed.url))
+
+    def due_feeds(self, now: float, limit: int | None = None) -> list[FeedConfig]:
+        """The feeds due at ``now`` that this tick takes on (at most ``limit``), hosts
+        interleaved, none already in flight, and no more of one host's than its
+        spacing lets start within :data:`HOST_TICK_BUDGET` (polls in flight count)."""
+        feeds = self.sync_feeds(now)
+        limit = self.settings.poll_batch if limit is None else limit
+        # Read a little more than the limit: some may be in flight or over a host's share.
+        names = self.due.due(now, limit + len(self._inflight))
+        due = [feeds[name] for name in names if name in feeds and name not in self._inflight]
+        spacing = self.settings.host_spacing
+        per_host = (
+            max(self.settings.per_host_concurrency, int(HOST_TICK_BUDGET / spacing))
+            if spacing > 0 else None
+        )
+        busy = Counter(host for host, _ in self._inflight.values())
+        return interleave(due, self.host, per_host, already=busy)[:limit]
 
     def next_due(self) -> float | None:
         """The earliest next-check time of any configured feed."""
-        times = self.store.due_times([f.name for f in self.feeds_file.load()])
-        known = [t for t in times.values() if t is not None]
-        return min(known) if len(known) == len(times) and known else None
+        return self.due.next_time()
 
-    def tick(self, now: float) -> TickReport:
-        """Poll every feed due at ``now`` (claimed first, so no other scheduler does)."""
+    def tick(self, now: float, *, wait: bool = True) -> TickReport:
+        """Poll every feed due at ``now`` (claimed first, so no other scheduler does).
+
+        ``wait=False`` (the long-running loop): submit the polls and return; a later
+        tick reports them once done, so one slow feed never holds up the next
+        feeds that fall due. Then at most twice ``poll_concurrency`` polls are in
+        flight, so that none waits in the pool long enough for its lease to lapse.
+        """
         report = TickReport()
-        claimed = [
-            feed for feed in self.due_feeds(now)
-            if self.store.claim_feed(feed.name, now, now + POLL_LEASE)
-        ]
-        futures = {feed.name: self._pool.submit(self.poll_feed, feed, now) for feed in claimed}
-        for name, future in futures.items():
-            result, enqueued = future.result()
-            metrics.observe_poll(result.status)
-            metrics.ENTRIES_ENQUEUED.inc(enqueued)
-            report.polled += 1
-            report.statuses[str(result.status or "error")] += 1
-            report.enqueued += enqueued
-            if result.error:
-                report.errors[name] = result.error
+        self._collect(report, block=False)
+        limit = None if wait else max(0, 2 * self.settings.poll_concurrency - self.in_flight)
+        due = self.due_feeds(now, limit) if limit != 0 else []
+        claimed = set(self.due.claim([f.name for f in due], now, now + POLL_LEASE))
+        for feed in due:
+            if feed.name in claimed:
+                future = self._pool.submit(self.poll_feed, feed, now)
+                self._inflight[feed.name] = (self.host(feed), future)
+        if wait:
+            self._collect(report, block=True)
         self.store.incr_stats({
             "feeds_polled": report.polled,
             "feeds_not_modified": report.statuses.get("304", 0),
@@ -123,29 +171,49 @@ class Scheduler:
         })
         return report
 
-    # -- one feed --------------------------------------------------------------
+    def _collect(self, report: TickReport, *, block: bool) -> None:
+        """Move finished polls (with ``block``: all of them, once done) into ``report``."""
+        for name, (_, future) in list(self._inflight.items()):
+            if not block and not future.done():
+                continue
+            del self._inflight[name]
+            try:
+                result, enqueued = future.result()
+            except Exception as e:  # a bug or Redis failing mid-poll: the others go on
+                log.exception("feed %s: poll failed", name)
+                report.errors[name] = f"internal error: {type(e).__name__}: {e}"
+                continue  # the lease lapses and the feed is polled again
+            metrics.observe_poll(result.status)
+            metrics.ENTRIES_ENQUEUED.inc(enqueued)
+            report.polled += 1
+            report.statuses[str(result.status or "error")] += 1
+            report.enqueued += enqueued
+            if result.error:
+                report.errors[name] = result.error
 
-    def _host_slot(self, url: str) -> threading.BoundedSemaphore:
-        with self._hosts_lock:
-            return self._hosts[host_of(url)]
+    # -- one feed --------------------------------------------------------------
 
     def poll_feed(self, feed: FeedConfig, now: float) -> tuple[PollResult, int]:
         """Fetch, parse and enqueue one feed; record its state. Never raises for
         the feed's own faults: they become its ``last_error``."""
         state = self.store.feed_state(feed.name)
         same_url = state.get("config_url") == feed.url
-        url = (state.get("url") if same_url else None) or feed.url
+        if state and not same_url:
+            # The file names another URL now: start afresh, validators and all.
+            self.store.redis.delete(self.store.keys.feed(feed.name))
+            state = {}
+        url = state.get("url") or feed.url
         conditional: dict[str, str] = {}
-        if same_url and state.get("etag"):
+        if state.get("etag"):
             conditional["If-None-Match"] = state["etag"]
-        if same_url and state.get("last_modified"):
+        if state.get("last_modified"):
             conditional["If-Modified-Since"] = state["last_modified"]
         enqueued = 0
         try:
-            with self._host_slot(url), metrics.FETCH_SECONDS.labels("feed").time():
+            with self.gate.slot(host_of(url)), metrics.FETCH_SECONDS.labels("feed").time():
                 response = self.fetcher.get(
                     url, max_bytes=self.settings.feed_max_bytes, headers=conditional,
-                    accept=FEED_ACCEPT,
+                    accept=FEED_ACCEPT, robots=False,
                 )
             if response.status == 304:
                 result = PollResult(
@@ -155,7 +223,7 @@ class Scheduler:
             else:
                 body_hash = hashlib.blake2b(response.body, digest_size=16).hexdigest()
                 parsed = None
-                if body_hash != (state.get("body_hash") if same_url else None):
+                if body_hash != state.get("body_hash"):
                     parsed = parse_feed(
                         response.body, feed=feed.name, url=response.url,
                         content_type=response.content_type,
@@ -171,6 +239,7 @@ class Scheduler:
                     headers=response.headers, body_hash=body_hash,
                     entries=parsed.entries if parsed else (),
                     ttl_minutes=parsed.ttl_minutes if parsed else None,
+                    new_entries=enqueued,
                 )
                 log.info(
                     "feed %s: %s, %s entries, %d new", feed.name, response.status,
@@ -186,9 +255,15 @@ class Scheduler:
             log.warning("feed %s: %s", feed.name, e)
         new_state, due = apply_result(
             state, result, now=now, config_url=feed.url,
-            interval=feed.interval or self.settings.default_interval, jitter=self.rng(),
+            interval=feed.interval or self.settings.default_interval,
+            adaptive=feed.interval is None,
+            bounds=(float(self.settings.min_interval), float(self.settings.max_interval)),
+            jitter=self.rng(),
         )
+        if new_state["url"] != url:
+            log.info("feed %s: moved permanently to %s", feed.name, new_state["url"])
         new_state["name"] = feed.name
+        self._current_url[feed.name] = new_state["url"]
         self.store.save_feed_state(feed.name, new_state, due)
         return result, enqueued
 

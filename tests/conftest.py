@@ -63,7 +63,7 @@ Handler = Callable[[Request], Response]
 class Site:
     """A loopback HTTP server answering from a table of paths, recording every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Response | Handler] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -83,7 +83,10 @@ class Site:
                     response = route(request)
                 else:
                     response = route
-                self.send_response(response.status)
+                self.log_request(response.status)
+                self.send_response_only(response.status)
+                if "Date" not in response.headers:  # one Date, the route's if it has one
+                    self.send_header("Date", self.date_time_string())
                 for name, value in response.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
@@ -99,8 +102,8 @@ class Site:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client hanging up mid-body (size limits) is expected here
 
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = _Server((host, 0), _Handler)  # any 127.0.0.0/8 address is loopback
+        self.base = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -140,6 +143,7 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         feeds_path=tmp_path / "feeds.toml",
         data_dir=tmp_path / ".newswire",
         request_timeout=5.0,
+        host_spacing=0.0,  # tests that space requests per host say so
     )
 
 
@@ -179,5 +183,7 @@ def run(redis_url: str, tmp_path: Path) -> Runner:
         NEWSWIRE_FEEDS=str(tmp_path / "feeds.toml"),
         NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
         PYTHONPATH=str(ROOT),
+        # Every fixture feed is on one loopback host: no second's spacing between them.
+        NEWSWIRE_HOST_SPACING_MS="0",
     )
     return Runner(env, tmp_path)

@@ -63,7 +63,8 @@ def test_feeds_before_any_poll(run: Runner) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "name": "a", "url": "https://a.example/feed", "last_status": None, "last_success": None,
-        "next_check": None, "errors": 0, "last_error": None, "disabled": False}
+        "next_check": None, "errors": 0, "last_error": None, "disabled": False,
+        "interval": None, "next_check_reason": None, "moving_to": None}
 
 
 def test_extract_files_and_urls_in_order(run: Runner, site: Site) -> None:

@@ -30,6 +30,7 @@ from newswire.settings import Settings
 from newswire.store import Store
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
+from worker.runtime import Runtime, install
 
 from .conftest import Request, Response, Runner, Site, write_feeds
 from .test_store import record
@@ -359,3 +360,98 @@ def test_the_stream_stays_capped_and_a_subscriber_resuming_past_the_cap_is_told(
                         "--block-ms", "300")
     assert done.stderr == ""
     assert [json.loads(line)["stream_id"] for line in done.stdout.splitlines()] == kept[11:]
+
+
+def test_a_scheduler_killed_mid_poll_loses_nothing_and_repeats_nothing(
+    site: Site, run: Runner, client: redis.Redis
+) -> None:
+    feeds, per_feed = ("a", "b", "c"), 5
+    hang = threading.Event()
+
+    def feed_route(name: str) -> Callable[[Request], Response]:
+        items = "".join(
+            f"<item><title>{name} {n}</title><link>{site.url(f'/{name}/{n}')}</link></item>"
+            for n in range(per_feed))
+        body = f"<rss version='2.0'><channel><title>{name}</title>{items}</channel></rss>"
+        calls = []
+
+        def route(_request: Request) -> Response:
+            calls.append(1)
+            if name == "b" and len(calls) == 1:
+                hang.wait(60)  # the first poll of b hangs until the scheduler is killed
+            return Response(200, {"Content-Type": "application/rss+xml"}, body.encode())
+        return route
+
+    for index, name in enumerate(feeds):
+        site.routes[f"/feed/{name}"] = feed_route(name)
+        for n in range(per_feed):
+            site.routes[f"/{name}/{n}"] = Response(
+                200, {"Content-Type": "text/html; charset=utf-8"}, page(100 * index + n))
+    write_feeds(run.cwd / "feeds.toml", {n: site.url(f"/feed/{n}") for n in feeds})
+
+    log = run.cwd / "scheduler.log"
+    with log.open("wb") as sink:
+        first = subprocess.Popen([sys.executable, "-m", "scheduler", "--once"], env=run.env,
+                                 cwd=run.cwd, stdin=subprocess.DEVNULL, stdout=sink,
+                                 stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(site.hits("/feed/b")) == 1 and len(site.hits("/feed/a")) >= 1,
+                 "the scheduler in the middle of its poll")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        hang.set()
+        if first.poll() is None:
+            first.kill()
+
+    # Its leases lapse (time passes: every feed is due again), another scheduler polls.
+    for name in feeds:
+        client.zadd("news:feeds:due", {name: 0})
+    second = run("-m", "scheduler", "--once")
+    assert second.returncode == 0, second.stderr
+    worker = run("-m", "worker", "--burst")
+    assert worker.returncode == 0, worker.stderr
+
+    urls = {client.hget(k, "canonical_url") for k in client.scan_iter("news:article:*")}
+    assert len(urls) == stored_count(client) == len(feeds) * per_feed
+    stream = client.xrange("news:stream")
+    assert len(stream) == len(feeds) * per_feed
+    assert len({f[b"id"] for _, f in stream}) == len(stream)
+    for name in feeds:
+        for n in range(per_feed):
+            assert len(site.hits(f"/{name}/{n}")) == 1  # each page fetched once
+
+
+def test_a_page_that_resets_then_hangs_then_answers_is_retried_and_stored(
+    site: Site, client: redis.Redis, settings: Settings, immediate_retries: None
+) -> None:
+    from .test_worker import make_entry, stored, work
+
+    quick = settings.with_(request_timeout=1.0)
+    runtime = Runtime.create(quick)
+    install(runtime)
+    tries: list[str] = []
+
+    def route(_request: Request) -> Response:
+        tries.append("try")
+        if len(tries) == 1:
+            raise ConnectionResetError("the connection is dropped without an answer")
+        if len(tries) == 2:
+            time.sleep(3)  # longer than the request deadline
+        return Response(200, {"Content-Type": "text/html; charset=utf-8"}, page(42))
+
+    site.routes["/flaky"] = route
+    entry = make_entry(site, "/flaky")
+    sched = Scheduler(quick, client)
+    try:
+        assert sched.enqueue((entry,)) == 1
+        work(sched, client)
+    finally:
+        sched.close()
+        install(None)
+        runtime.fetcher.close()
+        runtime.store.redis.close()
+    assert len(tries) == 3
+    article = stored(client, entry)
+    assert article["source"] == "page"
+    assert article["text"].split("\n") == story(42)

@@ -41,7 +41,7 @@ MiB = 1024 * 1024
 @pytest.fixture
 def settings() -> Settings:
     """Overrides conftest's: the HTTP adapter needs no Redis."""
-    return Settings(allow_private_networks=True, request_timeout=5.0)
+    return Settings(allow_private_networks=True, request_timeout=5.0, obey_robots=False)
 
 
 @pytest.fixture

@@ -11,7 +11,19 @@ from typing import Any
 
 import pytest
 
-from scheduler.policy import PollResult, apply_result, freshness_hint, next_check, stamp
+from newswire.model import FeedEntry
+from scheduler.policy import (
+    ADAPTIVE_MAX,
+    ADAPTIVE_MIN,
+    PollResult,
+    adaptive_interval,
+    apply_result,
+    freshness_hint,
+    next_check,
+    plan_next,
+    publish_gap,
+    stamp,
+)
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = 86_400.0
@@ -145,6 +157,11 @@ def test_200_stores_validators_and_resets_errors() -> None:
         "body_hash": "h1",
         "ttl": "",
         "next_check": stamp(NOW + INTERVAL),
+        "published_times": "",
+        "moved_to": "",
+        "moved_seen": "0",
+        "interval": "900",
+        "reason": "interval",
     }
     assert due == NOW + INTERVAL
 
@@ -218,13 +235,149 @@ def test_success_after_errors_reenables() -> None:
 
 
 @pytest.mark.parametrize("status", [200, 304])
-def test_permanent_url_replaces_the_url(status: int) -> None:
+def test_a_permanent_redirect_moves_the_feed_once_confirmed(status: int) -> None:
     moved = "https://example.com/new-feed.xml"
-    new, _ = poll({"url": URL}, PollResult(status, url=URL, permanent_url=moved))
-    assert (new["url"], new["config_url"]) == (moved, URL)
+    first, _ = poll({"url": URL}, PollResult(status, url=URL, permanent_url=moved))
+    assert (first["url"], first["moved_to"], first["moved_seen"]) == (URL, moved, "1")
+    second, _ = poll({"url": URL, **first}, PollResult(status, url=URL, permanent_url=moved))
+    assert (second["url"], second["config_url"], second["moved_to"]) == (moved, URL, "")
+
+
+def test_a_redirect_that_goes_away_or_changes_does_not_move_the_feed() -> None:
+    moved = "https://example.com/new-feed.xml"
+    first, _ = poll({"url": URL}, PollResult(200, url=URL, permanent_url=moved))
+    gone, _ = poll({**first}, PollResult(200, url=URL))  # the next poll is not redirected
+    assert (gone["url"], gone["moved_to"], gone["moved_seen"]) == (URL, "", "0")
+    other, _ = poll({**first}, PollResult(200, url=URL, permanent_url=moved + "?v=2"))
+    assert (other["url"], other["moved_to"], other["moved_seen"]) == (URL, moved + "?v=2", "1")
+    # A failed poll in between neither confirms nor forgets the pending move.
+    failed, _ = poll({**first}, PollResult(500, error="500", url=URL))
+    assert "moved_to" not in failed and failed["url"] == URL
 
 
 def test_url_falls_back_to_the_stored_one_then_the_configured_one() -> None:
     stored = "https://example.com/moved.xml"
     assert poll({"url": stored}, PollResult(None, error="x"))[0]["url"] == stored
     assert poll({}, PollResult(None, error="x"))[0]["url"] == URL
+
+
+# -- adaptive interval ---------------------------------------------------------
+
+MINUTE, HOUR = 60.0, 3600.0
+
+
+@pytest.mark.parametrize(
+    ("times", "gap"),
+    [
+        ([], None),
+        ([NOW - 60, NOW - 120], None),  # two posts tell no pace
+        ([NOW - 3 * MINUTE * k for k in range(10)], 3 * MINUTE),  # a wire
+        ([NOW - HOUR * k for k in range(1, 6)], HOUR),  # hourly; quiet for one gap
+        ([NOW - 7 * DAY * k for k in range(1, 5)], 7 * DAY),  # weekly
+        # one burst of three and one long pause do not swing the median
+        ([NOW, NOW - 10, NOW - 20, NOW - HOUR, NOW - 2 * HOUR, NOW - 3 * HOUR,
+          NOW - 30 * HOUR], 3590.0),
+        ([NOW - 10 * HOUR - 5 * MINUTE * k for k in range(6)], 5 * HOUR),  # quiet: half the silence
+        ([NOW, NOW, NOW, NOW - 60], None),  # the same date on every entry: not a pace
+        ([NOW + 2 * DAY, NOW - 60, NOW - 120], None),  # a date in the future is ignored
+    ],
+)
+def test_publish_gap(times: list[float], gap: float | None) -> None:
+    assert publish_gap(times, NOW) == gap
+
+
+@pytest.mark.parametrize(
+    ("gap", "interval"),
+    [(3 * MINUTE, ADAPTIVE_MIN), (HOUR, HOUR / 2), (DAY, DAY / 2), (7 * DAY, ADAPTIVE_MAX)],
+)
+def test_adaptive_interval_is_half_the_gap_within_bounds(gap: float, interval: float) -> None:
+    times = [NOW - gap * k for k in range(8)]
+    assert adaptive_interval(times, NOW) == interval
+    assert adaptive_interval(times, NOW, bounds=(10.0, 30 * DAY)) == gap / 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "delay", "reason"),
+    [
+        ({}, INTERVAL, "interval"),
+        ({"adaptive": 300.0}, 300.0, "adaptive"),
+        ({"adaptive": 300.0, "hint": 600.0}, 600.0, "publisher"),  # max-age is a floor
+        ({"adaptive": 3600.0, "hint": 600.0}, 3600.0, "adaptive"),
+        ({"hint": 600.0}, 600.0, "publisher"),
+        ({"adaptive": 300.0, "errors": 3}, 1200.0, "backoff"),
+        ({"errors": 1, "retry_after": 3600.0}, 3600.0, "retry-after"),
+        ({"retry_after": 60.0}, INTERVAL, "interval"),
+        ({"disabled": True, "adaptive": 300.0}, DAY, "disabled"),
+    ],
+)
+def test_plan_next_says_why(kwargs: dict[str, Any], delay: float, reason: str) -> None:
+    assert plan_next(NOW, interval=INTERVAL, **kwargs) == (NOW + delay, reason)
+
+
+def entries(*published: float | None) -> tuple[FeedEntry, ...]:
+    return tuple(
+        FeedEntry(feed="f", link=f"{URL}/{i}", canonical_url=f"{URL}/{i}", guid=str(i),
+                  published=stamp(p) if p is not None else "")
+        for i, p in enumerate(published)
+    )
+
+
+def test_a_wire_is_polled_sooner_than_the_default_and_a_weekly_later() -> None:
+    wire = PollResult(200, url=URL, entries=entries(*(NOW - 4 * MINUTE * k for k in range(10))))
+    weekly = PollResult(200, url=URL, entries=entries(*(NOW - 7 * DAY * k for k in range(4))))
+    _, wire_due = apply_result({}, wire, now=NOW, config_url=URL, interval=INTERVAL,
+                               adaptive=True)
+    _, weekly_due = apply_result({}, weekly, now=NOW, config_url=URL, interval=INTERVAL,
+                                 adaptive=True)
+    assert wire_due == NOW + ADAPTIVE_MIN < NOW + INTERVAL < weekly_due == NOW + ADAPTIVE_MAX
+    # A configured interval is honoured as given, whatever the pace.
+    _, fixed = apply_result({}, wire, now=NOW, config_url=URL, interval=INTERVAL)
+    assert fixed == NOW + INTERVAL
+
+
+def test_the_history_is_kept_across_polls_and_304s() -> None:
+    state, _ = apply_result({}, PollResult(200, url=URL, entries=entries(NOW - 600, NOW - 1200)),
+                            now=NOW, config_url=URL, interval=INTERVAL, adaptive=True)
+    assert state["published_times"] == f"{int(NOW - 600)} {int(NOW - 1200)}"
+    assert state["reason"] == "interval"  # two posts: no pace yet, the default holds
+    later = NOW + 900
+    state2, due = apply_result(
+        state, PollResult(200, url=URL, entries=entries(NOW, NOW - 600)),
+        now=later, config_url=URL, interval=INTERVAL, adaptive=True,
+    )
+    assert state2["published_times"].split() == [
+        str(int(t)) for t in (NOW, NOW - 600, NOW - 1200)]
+    assert (due, state2["reason"]) == (later + ADAPTIVE_MIN, "adaptive")
+    state3, due3 = apply_result({**state, **state2}, PollResult(304, url=URL),
+                                now=later + 300, config_url=URL, interval=INTERVAL,
+                                adaptive=True)
+    assert state3["published_times"] == state2["published_times"]
+    assert due3 == later + 300 + ADAPTIVE_MIN
+
+
+def test_undated_entries_count_as_published_when_first_seen() -> None:
+    state: dict[str, str] = {}
+    for k in range(3):
+        now = NOW + k * 1800
+        result = PollResult(200, url=URL, entries=entries(None), new_entries=1)
+        new, due = apply_result(state, result, now=now, config_url=URL, interval=INTERVAL,
+                                adaptive=True)
+        state = {**state, **new}
+    assert (due - now, state["reason"]) == (900.0, "adaptive")  # half of 30 minutes
+    seen_again = PollResult(200, url=URL, entries=entries(None), new_entries=0)
+    new, _ = apply_result(state, seen_again, now=now + 60, config_url=URL, interval=INTERVAL,
+                          adaptive=True)
+    assert new["published_times"] == state["published_times"]
+
+
+def test_a_feed_that_dates_every_entry_with_the_time_it_was_generated_has_no_pace() -> None:
+    state: dict[str, str] = {}
+    for k in range(6):
+        now = NOW + k * 900
+        # Three old entries, all stamped 'now' on every fetch, none of them new.
+        result = PollResult(200, url=URL, entries=entries(now, now, now), new_entries=0)
+        new, due = apply_result(state, result, now=now, config_url=URL, interval=INTERVAL,
+                                adaptive=True)
+        state = {**state, **new}
+    assert state["published_times"] == ""
+    assert (due - now, state["reason"]) == (INTERVAL, "interval")

@@ -147,10 +147,12 @@ def test_a_crashed_worker_is_started_again(up: Up) -> None:
     wait_for(lambda: len(worker_pids()) == 2, "two workers")
     victim = min(worker_pids())
     os.kill(victim, signal.SIGKILL)
-    # The dead worker stays registered until its TTL runs out; a new pid appears beside it.
+    # A replacement starts (and unregisters the dead one, handing back its job).
     wait_for(lambda: len(worker_pids() - {victim}) == 2, "a replacement worker")
     client.close()
-    assert "worker-" in up.output() and "starting it again" in up.output()
+    log = up.log.read_text(errors="replace")
+    assert "worker-" in log and "starting it again" in log
+    assert f"(pid {victim}) is gone" in log
     assert up.stop() == 0, up.output()
 
 
