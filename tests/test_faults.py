@@ -30,10 +30,10 @@ from newswire.settings import Settings
 from newswire.store import Store
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
-from worker.runtime import Runtime, install
 
 from .conftest import Request, Response, Runner, Site, write_feeds
 from .test_store import record
+from .test_up import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -100,16 +100,6 @@ class Listener:
         self._stop.set()
         self._thread.join()
         self._pubsub.close()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    """Poll until ``condition`` holds (waits for a state; times nothing)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stored_count(client: redis.Redis) -> int:
@@ -197,7 +187,7 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_repeats_nothing(
     listener = Listener(client)
     first = start_worker(run)
     try:
-        wait_for(lambda: stored_count(client) >= 40, "the first articles")
+        wait_for(lambda: stored_count(client) >= 40, "the first articles", timeout=120)
         # Kill it while it holds a job: the page requests are slow, so it almost always
         # does; the test stands either way.
         wait_for(lambda: StartedJobRegistry("newswire", connection=client).count > 0,
@@ -425,11 +415,8 @@ def test_a_scheduler_killed_mid_poll_loses_nothing_and_repeats_nothing(
 def test_a_page_that_resets_then_hangs_then_answers_is_retried_and_stored(
     site: Site, client: redis.Redis, settings: Settings, immediate_retries: None
 ) -> None:
-    from .test_worker import make_entry, stored, work
+    from .test_worker import make_entry, run_jobs, stored
 
-    quick = settings.with_(request_timeout=1.0)
-    runtime = Runtime.create(quick)
-    install(runtime)
     tries: list[str] = []
 
     def route(_request: Request) -> Response:
@@ -442,15 +429,7 @@ def test_a_page_that_resets_then_hangs_then_answers_is_retried_and_stored(
 
     site.routes["/flaky"] = route
     entry = make_entry(site, "/flaky")
-    sched = Scheduler(quick, client)
-    try:
-        assert sched.enqueue((entry,)) == 1
-        work(sched, client)
-    finally:
-        sched.close()
-        install(None)
-        runtime.fetcher.close()
-        runtime.store.redis.close()
+    run_jobs(settings.with_(request_timeout=1.0), client, (entry,))
     assert len(tries) == 3
     article = stored(client, entry)
     assert article["source"] == "page"

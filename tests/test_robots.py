@@ -17,10 +17,8 @@ from newswire.schema import article_id
 from newswire.settings import Settings
 from newswire.store import decode_hash
 from newswire.urls import canonicalize
-from scheduler.service import Scheduler
 from tests.conftest import Response, Site
-from tests.test_worker import work
-from worker.runtime import Runtime, install
+from tests.test_worker import run_jobs
 
 ROBOTS = b"""# newswire has a group of its own; everyone else is shut out
 User-agent: *
@@ -163,17 +161,7 @@ def test_the_worker_stores_the_feeds_own_content_for_a_disallowed_page(
         feed="f", link=url, canonical_url=canonicalize(url), guid="g1", title="A story",
         summary="<p>The whole story, as the feed tells it, in one paragraph of text.</p>",
     )
-    runtime = Runtime.create(settings)
-    install(runtime)
-    sched = Scheduler(settings, client)
-    try:
-        assert sched.enqueue((entry,)) == 1
-        work(sched, client)
-    finally:
-        sched.close()
-        install(None)
-        runtime.fetcher.close()
-        runtime.store.redis.close()
+    run_jobs(settings, client, (entry,))
     article = decode_hash(client.hgetall(f"news:article:{article_id(entry.canonical_url)}"))
     assert article["source"] == "feed"
     assert article["fetch_error"] == f"{url}: disallowed by robots.txt"

@@ -372,3 +372,19 @@ def test_the_same_text_at_another_url_is_stored_as_a_duplicate_and_announced_onc
     assert [(e["type"], e["id"]) for e in stream(client)] == [
         ("new", first_id), ("duplicate", second_id)]
     assert len(site.hits("/first")) == len(site.hits("/second")) == 1
+
+
+def run_jobs(settings: Settings, client: redis.Redis, entries: tuple[FeedEntry, ...]) -> None:
+    """Enqueue ``entries`` as the scheduler does and run them in this process, with a
+    worker runtime made from ``settings`` (for tests that need settings of their own)."""
+    rt = Runtime.create(settings)
+    install(rt)
+    sched = Scheduler(settings, client)
+    try:
+        assert sched.enqueue(entries) == len(entries)
+        work(sched, client)
+    finally:
+        sched.close()
+        install(None)
+        rt.fetcher.close()
+        rt.store.redis.close()
