@@ -66,6 +66,9 @@ class SoakSite:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY, Nagle and the
+            # client's delayed ACK hold every response back about 40 ms on loopback.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:  # noqa: N802
                 status, body, kind = site.answer(self.path)

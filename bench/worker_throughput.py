@@ -1,0 +1,225 @@
+"""Worker throughput against the floor: the cost of the work itself.
+
+    .venv/bin/python bench/worker_throughput.py [--pages 300] [--repeat 3]
+    .venv/bin/python bench/worker_throughput.py --memory 10000
+
+A loopback site (its own process, keep-alive) serves ``--pages`` article pages
+shaped like real news pages: head metadata and JSON-LD, a navigation bar, a
+story of its own (random words, seeded), a donation appeal, related links, a
+footer and an inline script. A real redis-server runs in a child. Measured, each
+as whole processes, wall clock from start to exit, ``--repeat`` times (medians):
+
+* **floor**: one process looping over the same URLs doing what no ingestion can
+  skip: one ``httpx`` GET, one ``trafilatura.extract``, one Redis ``HSET`` with the
+  text.
+* **1 worker**: the same URLs as feed entries enqueued the way the scheduler does
+  (not timed), then ``python -m worker --burst``: fetch, clean, fingerprint,
+  dedup, commit, announce.
+* **2 workers**: two ``python -m worker --burst`` at once on the same queue.
+
+Printed: articles per second of each, the ratio of one worker to the floor
+(1.0 = no overhead at all), and the scaling of two workers over one.
+
+``--memory N`` instead stores N articles with one worker and prints Redis bytes
+per stored article without its text, and the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newswire.embedded import RedisServer  # noqa: E402
+from newswire.model import FeedEntry  # noqa: E402
+from newswire.settings import Settings  # noqa: E402
+from newswire.urls import canonicalize  # noqa: E402
+from scheduler.service import Scheduler  # noqa: E402
+
+WORDS = (
+    "harbour council ferry bridge river winter market school hospital station mayor budget "
+    "road storm village farmer teacher court police museum library factory airport train "
+    "island forest mountain election minister energy water housing festival theatre garden "
+    "the a of and to in that said on for with was officials report week year plan new"
+).split()
+APPEAL = (
+    "<div class='support-box'><h3>A message from the Valley Gazette</h3>"
+    "<p>Dear readers, independent local journalism costs money. We keep this site free "
+    "of charge and without a paywall for everyone in the valley.</p><p>If you can, "
+    "please support us with a contribution today.</p><a>Monthly</a><a>Annual</a>"
+    "<a>Continue</a><p>Remind me later.</p></div>"
+)
+
+
+def page(n: int) -> bytes:
+    rng = random.Random(n)
+    words = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
+    title = words(8).capitalize()
+    paragraphs = "".join(f"<p>{words(rng.randint(40, 90)).capitalize()}.</p>"
+                         for _ in range(rng.randint(6, 12)))
+    nav = "".join(f"<li><a href='/section/{i}'>Section {i}</a></li>" for i in range(40))
+    related = "".join(f"<li><a href='/a/{n + i}'>{words(7)}</a></li>" for i in range(1, 9))
+    script = "var config = {" + ",".join(f'"k{i}": "{words(3)}"' for i in range(300)) + "};"
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} - The '
+        f'Valley Gazette</title><meta property="og:title" content="{title}">'
+        '<meta property="og:site_name" content="The Valley Gazette">'
+        '<meta property="article:published_time" content="2025-02-20T14:05:00+03:00">'
+        '<script type="application/ld+json">{"@type": "NewsArticle", "datePublished": '
+        '"2025-02-20T14:05:00+03:00", "author": {"name": "Staff"}}</script>'
+        f"<script>{script}</script></head><body><header><nav><ul>{nav}</ul></nav></header>"
+        f"<main><article><h1>{title}</h1><p class='byline'>By Staff</p>{paragraphs}"
+        f"{APPEAL}</article><aside class='related'><ul>{related}</ul></aside></main>"
+        "<footer><p>&copy; 2025 The Valley Gazette</p></footer></body></html>"
+    ).encode()
+
+
+def serve(pages: int, ready: Connection) -> None:
+    bodies = {f"/a/{n}": page(n) for n in range(pages)}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle and the
+        # client's delayed ACK hold every response back about 40 ms on loopback.
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = bodies.get(self.path) or page(int(self.path.rsplit("/", 1)[1]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    ready.send(server.server_address[1])
+    server.serve_forever()
+
+
+FLOOR = """
+import sys, httpx, redis, trafilatura
+urls, url = sys.argv[2:], sys.argv[1]
+r = redis.Redis.from_url(url)
+with httpx.Client() as client:
+    for n, u in enumerate(urls):
+        text = trafilatura.extract(client.get(u).text) or ""
+        r.hset(f"floor:{n}", mapping={"url": u, "text": text})
+"""
+
+
+def timed(commands: list[list[str]], env: dict[str, str]) -> float:
+    """Wall seconds until every command (started together) has exited with 0."""
+    started = time.perf_counter()
+    processes = [subprocess.Popen(c, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for c in commands]
+    for process in processes:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(process.args)} failed:\n{err.decode()[-2000:]}")
+    return time.perf_counter() - started
+
+
+def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
+    entries = tuple(
+        FeedEntry(feed="bench", link=u, canonical_url=canonicalize(u), guid=u,
+                  title=f"Story {n}", published="2025-02-20T11:05:00Z")
+        for n, u in enumerate(urls))
+    scheduler = Scheduler(settings, client)
+    try:
+        assert scheduler.enqueue(entries) == len(entries)
+    finally:
+        scheduler.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory", type=int, metavar="N", help="store N articles, measure")
+    args = parser.parse_args()
+
+    ready, sender = mp.Pipe(duplex=False)
+    count = args.memory or args.pages
+    site = mp.Process(target=serve, args=(min(count, 2000), sender), daemon=True)
+    site.start()
+    port = ready.recv()
+    urls = [f"http://127.0.0.1:{port}/a/{n}" for n in range(count)]
+    folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
+    server = RedisServer(folder, persist=False).start()
+    client = redis.Redis.from_url(server.url)
+    settings = Settings(redis_url=server.url, allow_private_networks=True,
+                        feeds_path=folder / "feeds.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSWIRE_", "REDIS_"))}
+    env.update(REDIS_URL=server.url, NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
+               NEWSWIRE_OBEY_ROBOTS="0", NEWSWIRE_FEEDS=str(folder / "feeds.toml"),
+               PYTHONPATH=str(ROOT))
+    worker = [sys.executable, "-m", "worker", "--burst"]
+    try:
+        if args.memory:
+            client.flushall()
+            before = int(client.info("memory")["used_memory"])
+            enqueue(settings, client, urls)
+            queued = int(client.info("memory")["used_memory"]) - before
+            seconds = timed([worker + ["--name", "memory"]], env)
+            # RSS of the finished child: the largest resident size of any waited-for child.
+            peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            texts = sum(len(client.hget(k, "text") or b"")
+                        for k in client.scan_iter("news:article:*", count=1000))
+            stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
+            for key in client.scan_iter("rq:*"):
+                client.delete(key)  # RQ's job records are not the article's cost
+            after = int(client.info("memory")["used_memory"])
+            print(f"{stored} articles stored in {seconds:.0f} s by one worker")
+            print(f"Redis bytes per article without its text: "
+                  f"{(after - before - texts) / stored:.0f} (text: {texts / stored:.0f} bytes "
+                  f"on average; RQ's job records while queued: {queued / stored:.0f} bytes)")
+            print(f"worker peak RSS after {stored} articles: {peak_mib:.0f} MiB")
+            return 0
+        floor = [sys.executable, "-c", FLOOR, server.url, *urls]
+        results: dict[str, list[float]] = {"floor": [], "1 worker": [], "2 workers": []}
+        for _ in range(args.repeat):
+            client.flushall()
+            results["floor"].append(timed([floor], env))
+            for name, commands in (("1 worker", [worker]), ("2 workers", [worker, worker])):
+                client.flushall()
+                enqueue(settings, client, urls)
+                results[name].append(timed(commands, env))
+                stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
+                assert stored == len(urls), f"{name}: {stored} of {len(urls)} stored"
+        rate = {name: len(urls) / statistics.median(times) for name, times in results.items()}
+        print(f"{len(urls)} pages, {args.repeat} runs each, medians of wall time per whole "
+              f"process (start-up included), {os.cpu_count()} cores")
+        for name, times in results.items():
+            print(f"  {name:10} {statistics.median(times):6.2f} s  {rate[name]:6.1f} articles/s"
+                  f"  (runs: {', '.join(f'{t:.2f}' for t in times)})")
+        print(f"one worker / floor: {rate['1 worker'] / rate['floor']:.2f}  (target >= 0.9)")
+        print(f"two workers / one:  {rate['2 workers'] / rate['1 worker']:.2f}  (target >= 1.8)")
+    finally:
+        client.close()
+        server.stop()
+        site.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
