@@ -1,0 +1,125 @@
+"""Deciding what an incoming article is: pure, between the Redis lookup and the commit.
+
+The store reads the article's near-duplicate buckets and story postings (bounded
+sorted sets, see :mod:`newswire.schema`), hands the members to
+:func:`near_candidates` and :func:`story_candidates`, fetches those few
+candidates' text and publication time, and asks :func:`decide`. The commit
+script then re-checks that nothing was indexed meanwhile. Levels, in order:
+
+1. the same article (``minhash``): a bucket candidate whose true word 3-shingle
+   Jaccard with the article is at least ``neardup_threshold``;
+2. the same story (``story``): a posting candidate that
+   :func:`newswire.stories.compare` judges the same story.
+
+Exact matches (URL, canonical URL, fingerprint) are decided in the script itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import neardup, stories
+from .model import parse_iso
+
+#: Story-index terms a posting must share with the article to be a story candidate.
+MIN_SHARED_TERMS = 3
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An article about to be stored, as the lookup sees it."""
+
+    id: str
+    published: datetime
+    shingles: frozenset[str]
+    bands: tuple[str, ...]
+    terms: tuple[str, ...]
+    features: stories.StoryFeatures
+
+
+def probe(article_id: str, text: str, published: datetime) -> Probe:
+    shingle_set = neardup.shingles(text)
+    return Probe(
+        id=article_id,
+        published=published,
+        shingles=shingle_set,
+        bands=tuple(neardup.band_keys(neardup.signature(shingle_set))),
+        terms=tuple(stories.index_terms(text)),
+        features=stories.features(text),
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored article the lookup fetched: its id, text and publication time."""
+
+    id: str
+    text: str
+    published: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The worker's proposal; the commit script has the last word."""
+
+    near_id: str = ""
+    near_similarity: float = 0.0
+    story_id: str = ""
+    story_score: float = 0.0
+    evidence: str = ""
+
+
+def near_candidates(buckets: Sequence[Sequence[str]], self_id: str, limit: int) -> list[str]:
+    """Bucket members, most shared bands first, at most ``limit``."""
+    counts = Counter(m for members in buckets for m in set(members) if m != self_id)
+    return [m for m, _ in counts.most_common(limit)]
+
+
+def story_candidates(
+    postings: Sequence[Sequence[str]], self_id: str, limit: int,
+    min_shared: int = MIN_SHARED_TERMS,
+) -> list[str]:
+    """Posting members sharing at least ``min_shared`` terms, most shared first."""
+    counts = Counter(m for members in postings for m in set(members) if m != self_id)
+    return [m for m, n in counts.most_common() if n >= min_shared][:limit]
+
+
+def decide(
+    article: Probe,
+    candidates: Mapping[str, Candidate],
+    near_ids: Sequence[str],
+    story_ids: Sequence[str],
+    *,
+    neardup_threshold: float,
+    thresholds: stories.StoryThresholds,
+) -> Decision:
+    """The best same-article match, else the best same-story match, else nothing."""
+    best_near, best_sim = "", 0.0
+    for cid in near_ids:
+        candidate = candidates.get(cid)
+        if candidate is None:
+            continue
+        similarity = neardup.jaccard(article.shingles, neardup.shingles(candidate.text))
+        if similarity >= neardup_threshold and similarity > best_sim:
+            best_near, best_sim = cid, similarity
+    if best_near:
+        return Decision(near_id=best_near, near_similarity=round(best_sim, 3))
+    best: tuple[float, str, str] = (0.0, "", "")
+    window = thresholds.window_hours
+    for cid in story_ids:
+        candidate = candidates.get(cid)
+        when = parse_iso(candidate.published) if candidate else None
+        if candidate is None or when is None:
+            continue
+        if abs((when - article.published).total_seconds()) > window * 3600:
+            continue  # cheap check first: too far apart in time to be one story
+        match = stories.compare(article.features, stories.features(candidate.text),
+                                article.published, when, thresholds)
+        if match.same and match.score > best[0]:
+            best = (match.score, cid, match.evidence())
+    if best[1]:
+        return Decision(story_id=best[1], story_score=best[0], evidence=best[2])
+    return Decision()
