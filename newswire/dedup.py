@@ -6,8 +6,11 @@ sorted sets, see :mod:`newswire.schema`), hands the members to
 candidates' text and publication time, and asks :func:`decide`. The commit
 script then re-checks that nothing was indexed meanwhile. Levels, in order:
 
-1. the same article (``minhash``): a bucket candidate whose true word 3-shingle
-   Jaccard with the article is at least ``neardup_threshold``;
+1. the same article (``minhash``): a candidate whose true word 3-shingle Jaccard with
+   the article is at least ``neardup_threshold``, or one that contains (or is contained
+   in) the other: a truncated copy, a lead paragraph standing in for the article
+   (containment at least ``containment_threshold``, the shorter text at least
+   ``MIN_CONTAINED_SHINGLES`` long);
 2. the same story (``story``): a posting candidate that
    :func:`newswire.stories.compare` judges the same story.
 
@@ -26,6 +29,9 @@ from .model import parse_iso
 
 #: Story-index terms a posting must share with the article to be a story candidate.
 MIN_SHARED_TERMS = 3
+#: Shingles the shorter text needs for containment to count (a sentence or two is not
+#: an article: a shared quote or dateline must not make two articles one).
+MIN_CONTAINED_SHINGLES = 40
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class Decision:
 def near_candidates(buckets: Sequence[Sequence[str]], self_id: str, limit: int) -> list[str]:
     """Bucket members, most shared bands first, at most ``limit``."""
     counts = Counter(m for members in buckets for m in set(members) if m != self_id)
-    return [m for m, _ in counts.most_common(limit)]
+    return [m for m, _ in _ranked(counts)][:limit]
 
 
 def story_candidates(
@@ -84,7 +90,12 @@ def story_candidates(
 ) -> list[str]:
     """Posting members sharing at least ``min_shared`` terms, most shared first."""
     counts = Counter(m for members in postings for m in set(members) if m != self_id)
-    return [m for m, n in counts.most_common() if n >= min_shared][:limit]
+    return [m for m, n in _ranked(counts) if n >= min_shared][:limit]
+
+
+def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Most shared first; ties by id, so every worker ranks alike."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def decide(
@@ -95,18 +106,28 @@ def decide(
     *,
     neardup_threshold: float,
     thresholds: stories.StoryThresholds,
+    containment_threshold: float = 0.9,
 ) -> Decision:
     """The best same-article match, else the best same-story match, else nothing."""
-    best_near, best_sim = "", 0.0
-    for cid in near_ids:
+    best_near: tuple[float, float, str, str] = (0.0, 0.0, "", "")
+    # Story candidates are checked too: a truncated copy shares few bands (its Jaccard
+    # is low) but all of its entities.
+    for cid in dict.fromkeys([*near_ids, *story_ids]):
         candidate = candidates.get(cid)
         if candidate is None:
             continue
-        similarity = neardup.jaccard(article.shingles, neardup.shingles(candidate.text))
-        if similarity >= neardup_threshold and similarity > best_sim:
-            best_near, best_sim = cid, similarity
-    if best_near:
-        return Decision(near_id=best_near, near_similarity=round(best_sim, 3))
+        theirs = neardup.shingles(candidate.text)
+        similarity = neardup.jaccard(article.shingles, theirs)
+        contained = neardup.containment(article.shingles, theirs)
+        same = similarity >= neardup_threshold or (
+            contained >= containment_threshold
+            and min(len(article.shingles), len(theirs)) >= MIN_CONTAINED_SHINGLES)
+        if same and (similarity, contained) > best_near[:2]:
+            best_near = (similarity, contained, cid,
+                         f"jaccard={similarity:.2f} containment={contained:.2f}")
+    if best_near[2]:
+        return Decision(near_id=best_near[2], near_similarity=round(best_near[0], 3),
+                        evidence=best_near[3])
     best: tuple[float, str, str] = (0.0, "", "")
     window = thresholds.window_hours
     for cid in story_ids:

@@ -54,6 +54,13 @@ def jaccard(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> float
     return inter / (len(a) + len(b) - inter)
 
 
+def containment(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> float:
+    """|a ∩ b| / min(|a|, |b|): how much of the shorter text the longer one contains."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
 def _hash64(shingle: str) -> int:
     value: int = struct.unpack(
         "<Q", hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest())[0]

@@ -126,7 +126,7 @@ def job_id(canonical_url: str) -> str:
 #:       13 shared terms that make a posting a story candidate, 14 "1" to re-check
 #:       (``0`` only for bulk loads whose decisions are known), 15 most members kept per
 #:       band/term zset, 16 proposed near-duplicate id, 17 its similarity,
-#:       18 proposed same-story article id, 19 its score, 20 the story evidence,
+#:       18 proposed same-story article id, 19 its score, 20 the evidence of the match,
 #:       21.. field, value pairs of the article
 #: Returns {type, id, story, duplicate_of, method, stream_id, similarity}; type
 #: "exists" when the entry's URL was stored before (a retried job): then nothing at all
@@ -174,8 +174,7 @@ if not dup and ARGV[14] == '1' then
     if redis.call('EXISTS', ARGV[7] .. proposed) == 0 then
       return {'retry', id, '', '', '', '', ''}  -- it expired meanwhile
     end
-    dup, method, similarity = proposed, how, value
-    if how == 'story' then evidence = ARGV[20] end
+    dup, method, similarity, evidence = proposed, how, value, ARGV[20]
   end
 end
 local story, duplicate_of, kind = id, '', 'new'

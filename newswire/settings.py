@@ -94,6 +94,9 @@ class Settings:
     site_blocks_max: int = 4096
     #: Word 3-shingle Jaccard from which an article is the same as an earlier one.
     neardup_threshold: float = 0.5
+    #: Share of the shorter text's shingles found in the longer one from which it is
+    #: the same article, truncated (or with a lead paragraph only).
+    neardup_containment: float = 0.9
     #: Story score (``newswire.stories.compare``) from which a rewrite joins a story.
     story_threshold: float = 0.6
     #: Hours apart within which two articles may be one story.
@@ -168,6 +171,7 @@ class Settings:
             boilerplate_min_pages=_int(env, "NEWSWIRE_BOILERPLATE_MIN_PAGES", 3),
             site_blocks_max=_int(env, "NEWSWIRE_SITE_BLOCKS_MAX", 4096) or 4096,
             neardup_threshold=_float(env, "NEWSWIRE_NEARDUP_THRESHOLD", 0.5, high=1.0),
+            neardup_containment=_float(env, "NEWSWIRE_NEARDUP_CONTAINMENT", 0.9, high=1.0),
             story_threshold=_float(env, "NEWSWIRE_STORY_THRESHOLD", 0.6, high=1.0),
             story_window_hours=_float(env, "NEWSWIRE_STORY_WINDOW_HOURS", 72.0),
             index_bucket_max=_int(env, "NEWSWIRE_INDEX_BUCKET_MAX", 64) or 64,

@@ -146,6 +146,7 @@ class Store:
         decision = decide(
             article, candidates, near_ids, story_ids,
             neardup_threshold=self.settings.neardup_threshold,
+            containment_threshold=self.settings.neardup_containment,
             thresholds=StoryThresholds(score=self.settings.story_threshold,
                                        window_hours=self.settings.story_window_hours),
         )
