@@ -1,8 +1,8 @@
 """Deciding what an incoming article is: pure, between the Redis lookup and the commit.
 
 The store reads the article's near-duplicate buckets and story postings (bounded
-sorted sets, see :mod:`newswire.schema`), hands the members to
-:func:`near_candidates` and :func:`story_candidates`, fetches those few
+sorted sets, see :mod:`newswire.schema`; members counted in Redis), hands the
+counts to :func:`near_candidates` and :func:`story_candidates`, fetches those few
 candidates' text and publication time, and asks :func:`decide`. The commit
 script then re-checks that nothing was indexed meanwhile. Levels, in order:
 
@@ -19,7 +19,6 @@ Exact matches (URL, canonical URL, fingerprint) are decided in the script itself
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,22 +77,19 @@ class Decision:
     evidence: str = ""
 
 
-def near_candidates(buckets: Sequence[Sequence[str]], self_id: str, limit: int) -> list[str]:
+def near_candidates(bands_shared: Mapping[str, int], limit: int) -> list[str]:
     """Bucket members, most shared bands first, at most ``limit``."""
-    counts = Counter(m for members in buckets for m in set(members) if m != self_id)
-    return [m for m, _ in _ranked(counts)][:limit]
+    return [m for m, _ in _ranked(bands_shared)][:limit]
 
 
 def story_candidates(
-    postings: Sequence[Sequence[str]], self_id: str, limit: int,
-    min_shared: int = MIN_SHARED_TERMS,
+    terms_shared: Mapping[str, int], limit: int, min_shared: int = MIN_SHARED_TERMS,
 ) -> list[str]:
     """Posting members sharing at least ``min_shared`` terms, most shared first."""
-    counts = Counter(m for members in postings for m in set(members) if m != self_id)
-    return [m for m, n in _ranked(counts) if n >= min_shared][:limit]
+    return [m for m, n in _ranked(terms_shared) if n >= min_shared][:limit]
 
 
-def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
+def _ranked(counts: Mapping[str, int]) -> list[tuple[str, int]]:
     """Most shared first; ties by id, so every worker ranks alike."""
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 

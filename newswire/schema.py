@@ -122,7 +122,7 @@ def job_id(canonical_url: str) -> str:
 #: ARGV: 1 article id, 2 published epoch, 3 ttl seconds, 4 stream maxlen, 5 channel,
 #:       6 now epoch, 7 article key prefix ("news:article:"), 8 the page's block ids
 #:       (space-separated, may be empty), 9 most blocks kept per site,
-#:       10 nb, 11 nt, 12 ids the worker saw in those zsets (space-separated),
+#:       10 nb, 11 nt, 12 ids the worker's lookup returned (LOOKUP_CANDIDATES; space-separated),
 #:       13 shared terms that make a posting a story candidate, 14 "1" to re-check
 #:       (``0`` only for bulk loads whose decisions are known), 15 most members kept per
 #:       band/term zset, 16 proposed near-duplicate id, 17 its similarity,
@@ -265,6 +265,41 @@ if kind == 'new' then
   }))
 end
 return {kind, id, story, duplicate_of, method, stream_id, similarity}
+"""
+
+#: The read before a commit: the members of an article's near-duplicate buckets and
+#: story postings that could match it, counted in Redis so that only those few ids travel
+#: (a posting of a common name holds up to the cap; the article shares 1 or 2 terms with
+#: most of its members). Read-only; the commit script re-checks the same counts.
+#:
+#: KEYS: nb band zsets, then nt term zsets. ARGV: 1 nb, 2 now epoch, 3 shared terms that
+#: make a posting member a story candidate, 4 the article's own id.
+#: Returns {band members and bands shared, flat; term members and terms shared, flat},
+#: only term members sharing at least ARGV[3] terms.
+LOOKUP_CANDIDATES = r"""
+local nb, now, need, self = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local function count(first, last)
+  local counts, order = {}, {}
+  for i = first, last do
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf')) do
+      if member ~= self then
+        if not counts[member] then order[#order + 1] = member; counts[member] = 0 end
+        counts[member] = counts[member] + 1
+      end
+    end
+  end
+  return counts, order
+end
+local bands, band_order = count(1, nb)
+local terms, term_order = count(nb + 1, #KEYS)
+local near, story = {}, {}
+for _, member in ipairs(band_order) do
+  near[#near + 1] = member; near[#near + 1] = bands[member]
+end
+for _, member in ipairs(term_order) do
+  if terms[member] >= need then story[#story + 1] = member; story[#story + 1] = terms[member] end
+end
+return {near, story}
 """
 
 #: Claim a due feed for one poll, so that two schedulers never poll it twice.

@@ -103,8 +103,8 @@ class Settings:
     story_window_hours: float = 72.0
     #: Most ids kept per near-duplicate bucket and per story-term posting list.
     index_bucket_max: int = 64
-    #: Most story candidates verified per article (the best by shared terms).
-    story_candidates: int = 12
+    #: Most candidates verified per article and level (the best by shared bands or terms).
+    dedup_candidates: int = 12
 
     @property
     def redis_url_redacted(self) -> str:
@@ -175,7 +175,7 @@ class Settings:
             story_threshold=_float(env, "NEWSWIRE_STORY_THRESHOLD", 0.6, high=1.0),
             story_window_hours=_float(env, "NEWSWIRE_STORY_WINDOW_HOURS", 72.0),
             index_bucket_max=_int(env, "NEWSWIRE_INDEX_BUCKET_MAX", 64) or 64,
-            story_candidates=_int(env, "NEWSWIRE_STORY_CANDIDATES", 12) or 12,
+            dedup_candidates=_int(env, "NEWSWIRE_DEDUP_CANDIDATES", 12) or 12,
         )
 
     def with_(self, **changes: object) -> Settings:

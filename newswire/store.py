@@ -26,7 +26,7 @@ from .dedup import (
 )
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
-from .schema import CLAIM_FEED, COMMIT_ARTICLE, Keys
+from .schema import CLAIM_FEED, COMMIT_ARTICLE, LOOKUP_CANDIDATES, Keys
 from .settings import Settings
 from .siteblocks import block_ids, drop_learned
 from .stories import StoryThresholds
@@ -91,6 +91,7 @@ class Store:
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
         self._claim = client.register_script(CLAIM_FEED)
+        self._lookup = client.register_script(LOOKUP_CANDIDATES)
 
     # -- articles ---------------------------------------------------------------
 
@@ -120,20 +121,22 @@ class Store:
 
     def lookup(self, article: Probe, now: datetime) -> tuple[set[str], Decision]:
         """Read the article's buckets and postings, verify the few best candidates:
-        (every id seen, the proposed match). Its cost is bounded by the bucket cap and
-        candidate limit, not by how many articles are stored."""
+        (every id that could match, the proposed match). Its cost is bounded by the
+        bucket cap and candidate limit, not by how many articles are stored."""
         keys = [self.keys.band(b) for b in article.bands]
         keys += [self.keys.term(t) for t in article.terms]
         if not keys:
             return set(), Decision()
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrangebyscore(key, int(now.timestamp()), "+inf")
-        members = [[_text(m) for m in found] for found in pipe.execute()]
-        seen = {m for found in members for m in found}
-        nb = len(article.bands)
-        near_ids = near_candidates(members[:nb], article.id, self.settings.story_candidates)
-        story_ids = story_candidates(members[nb:], article.id, self.settings.story_candidates)
+        near_raw, story_raw = self._lookup(
+            keys=keys, args=[len(article.bands), int(now.timestamp()), MIN_SHARED_TERMS,
+                             article.id])
+        bands_shared = {_text(near_raw[i]): int(near_raw[i + 1])
+                        for i in range(0, len(near_raw), 2)}
+        terms_shared = {_text(story_raw[i]): int(story_raw[i + 1])
+                        for i in range(0, len(story_raw), 2)}
+        seen = set(bands_shared) | set(terms_shared)
+        near_ids = near_candidates(bands_shared, self.settings.dedup_candidates)
+        story_ids = story_candidates(terms_shared, self.settings.dedup_candidates)
         wanted = list(dict.fromkeys(near_ids + story_ids))
         candidates: dict[str, Candidate] = {}
         if wanted:

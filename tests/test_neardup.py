@@ -95,12 +95,11 @@ def test_rewrite_scores_as_one_story_and_shape_4_does_not() -> None:
     assert not late.same and late.score == rewrite.score
 
 
-def test_candidate_ranking_is_bounded() -> None:
-    buckets = [["a", "b"], ["a"], ["c", "self"]]
-    assert near_candidates(buckets, "self", limit=2) == ["a", "b"]
-    postings = [["a", "b", "c"], ["a", "b"], ["b", "a", "d"], ["c"]]
-    assert story_candidates(postings, "self", limit=5) == ["a", "b"]
-    assert story_candidates(postings, "self", limit=1) == ["a"]
+def test_candidate_ranking_is_bounded_and_deterministic() -> None:
+    assert near_candidates({"b": 1, "a": 2, "c": 1}, limit=2) == ["a", "b"]
+    shared = {"b": 3, "a": 3, "c": 2, "d": 5}
+    assert story_candidates(shared, limit=5) == ["d", "a", "b"]
+    assert story_candidates(shared, limit=1) == ["d"]
 
 
 def test_decide_prefers_the_same_article_over_the_same_story() -> None:
