@@ -21,11 +21,14 @@ Parts:
    LSH buckets bring the copy up and its true Jaccard passes the threshold; SimHash: 64-bit
    Charikar hash of the same shingles within Hamming distance 3, the radius permuted-block
    tables serve) and the share of apart pairs each would flag.
-3. **Lookup time** (``Store.lookup``: read the buckets and postings, fetch and verify the
-   candidates) and commit time, median and 95th percentile, for query articles against a
-   synthetic corpus of N stored articles (bulk-loaded with pipelined commit scripts);
-   40 % of the queries are edited copies of stored articles, which must be found.
-4. **Memory**: Redis ``used_memory`` per stored article, and the article hash alone.
+3. **Lookup time** (``Store.lookup``: count the bucket and posting members in Redis, fetch
+   and verify the candidates) and commit time, median and 95th percentile, for the same
+   query articles against synthetic corpora of each size (bulk-loaded with pipelined
+   commit scripts, each under its own key prefix in one Redis); the queries go to the
+   sizes in turn, so other load on the machine weighs on all alike. 40 % of the queries
+   are edited copies of stored articles, which must be found.
+4. **Memory**: Redis ``used_memory`` grown per stored article while a corpus was built
+   (article hash, exact keys, index entries, stream entry), and the article hash alone.
 """
 
 from __future__ import annotations
@@ -218,49 +221,56 @@ def grow(store: Store, corpus: Corpus, start: int, stop: int, now: datetime) -> 
     return time.perf_counter() - began
 
 
-def measure(store: Store, corpus: Corpus, stored: int, queries: int, now: datetime,
-            rng: random.Random) -> dict[str, float]:
-    lookups, commits, found = [], [], 0
+def measure(stores: dict[int, Store], corpus: Corpus, queries: int, now: datetime,
+            rng: random.Random) -> dict[int, dict[str, float]]:
+    """Lookup and commit times of the same queries against every corpus size, interleaved
+    (each query goes to the sizes in turn, in a rotating order), so that load from other
+    processes on the machine weighs on every size alike."""
+    sizes = sorted(stores)
+    lookups: dict[int, list[float]] = {size: [] for size in sizes}
+    commits: dict[int, list[float]] = {size: [] for size in sizes}
+    found = dict.fromkeys(sizes, 0)
     copies = int(queries * 0.4)
-    for w in range(20):  # warm up: scripts loaded, connection and caches hot
-        n = 20_000_000 + stored * 10 + w
-        warm = make_record(f"https://w.example/{stored}/{w}", corpus.text(n), now, now)
-        store.lookup(probe(warm.id, warm.text, now), now)
+    for w in range(20):  # warm up: scripts loaded, connections and caches hot
+        warm = make_record(f"https://w.example/{w}", corpus.text(20_000_000 + w), now, now)
+        for store in stores.values():
+            store.lookup(probe(warm.id, warm.text, now), now)
     for q in range(queries):
-        if q < copies:
-            source = rng.randrange(stored)
+        if q < copies:  # an edited copy of an article every corpus holds
+            source = rng.randrange(min(sizes))
             text, published = corpus.edited(source), published_of(source, now)
         else:
-            n = 10_000_000 + stored * 10 + q
+            n = 10_000_000 + q
             text, published = corpus.text(n), published_of(n, now)
-        url = f"https://q.example/{stored}/{q}"
-        record = make_record(url, text, published, now)
+        record = make_record(f"https://q.example/{q}", text, published, now)
         article = probe(record.id, text, published)
-        t0 = time.perf_counter()
-        store.lookup(article, now)
-        t1 = time.perf_counter()
-        result = store.commit(record, now)
-        t2 = time.perf_counter()
-        lookups.append((t1 - t0) * 1000)
-        commits.append((t2 - t1) * 1000)
-        # The same source drawn twice gives the same edited copy: then the fingerprint.
-        if q < copies and result.method in ("minhash", "fingerprint"):
-            found += 1
-    lookups.sort()
-    commits.sort()
-    return {"lookup_median": statistics.median(lookups),
-            "lookup_p95": lookups[int(len(lookups) * 0.95) - 1],
-            "commit_median": statistics.median(commits),
-            "commit_p95": commits[int(len(commits) * 0.95) - 1],
-            "copies_found": found / max(1, copies)}
+        for size in sizes[q % len(sizes):] + sizes[: q % len(sizes)]:
+            store = stores[size]
+            t0 = time.perf_counter()
+            store.lookup(article, now)
+            t1 = time.perf_counter()
+            result = store.commit(record, now)
+            t2 = time.perf_counter()
+            lookups[size].append((t1 - t0) * 1000)
+            commits[size].append((t2 - t1) * 1000)
+            # The same source drawn twice gives the same copy: then the fingerprint finds it.
+            if q < copies and result.method in ("minhash", "fingerprint"):
+                found[size] += 1
+    out = {}
+    for size in sizes:
+        lk, cm = sorted(lookups[size]), sorted(commits[size])
+        out[size] = {"lookup_median": statistics.median(lk),
+                     "lookup_p95": lk[int(len(lk) * 0.95) - 1],
+                     "commit_median": statistics.median(cm),
+                     "commit_p95": cm[int(len(cm) * 0.95) - 1],
+                     "copies_found": found[size] / max(1, copies)}
+    return out
 
 
-def memory(client: redis.Redis, stored: int) -> tuple[float, float]:
-    used = int(client.info("memory")["used_memory"])
-    sample = [f"news:article:{article_id(f'https://c.example/{i}')}"
+def hash_bytes(client: redis.Redis, store: Store, stored: int) -> float:
+    sample = [store.keys.article(article_id(f"https://c.example/{i}"))
               for i in range(0, stored, max(1, stored // 200))]
-    hashes = [client.memory_usage(key, samples=0) or 0 for key in sample]
-    return used / stored, statistics.mean(hashes)
+    return statistics.mean(client.memory_usage(key, samples=0) or 0 for key in sample)
 
 
 def main() -> None:
@@ -292,26 +302,33 @@ def main() -> None:
             client.flushdb()
             corpus = Corpus()
             now = BASE + timedelta(days=30)
-            rng = random.Random(1)
-            print(f"\nLookup and commit, {args.queries} queries per size "
-                  "(40 % edited copies of stored articles), milliseconds:")
+            stores: dict[int, Store] = {}
+            built: dict[int, tuple[float, float, float]] = {}
+            print(f"\nBuilding corpora of {', '.join(map(str, sizes))} synthetic articles "
+                  "(each under its own key prefix in one Redis) ...", flush=True)
+            for size in sizes:
+                store_n = Store(client, settings.with_(prefix=f"bench{size}"))
+                before = int(client.info("memory")["used_memory"])
+                seconds = grow(store_n, corpus, 0, size, now)
+                used = int(client.info("memory")["used_memory"]) - before
+                stores[size] = store_n
+                built[size] = (seconds, used / size, hash_bytes(client, store_n, size))
+            rows = measure(stores, corpus, args.queries, now, random.Random(1))
+            print(f"\nLookup and commit, the same {args.queries} queries against each size, "
+                  "interleaved (40 % edited copies of stored articles), milliseconds:")
             print(f"  {'stored':>7s} {'build s':>8s} {'lookup med':>10s} {'p95':>6s} "
                   f"{'commit med':>10s} {'p95':>6s} {'copies found':>12s} "
                   f"{'bytes/article':>13s} {'article hash':>12s}")
-            stored, base = 0, None
+            first = rows[sizes[0]]
             for size in sizes:
-                build = grow(store, corpus, stored, size, now)
-                stored = size
-                row = measure(store, corpus, stored, args.queries, now, rng)
-                per_article, hash_bytes = memory(client, stored)
-                base = base or row
-                print(f"  {stored:7d} {build:8.1f} {row['lookup_median']:10.2f} "
+                row, (seconds, per_article, hash_size) = rows[size], built[size]
+                print(f"  {size:7d} {seconds:8.1f} {row['lookup_median']:10.2f} "
                       f"{row['lookup_p95']:6.2f} {row['commit_median']:10.2f} "
                       f"{row['commit_p95']:6.2f} {row['copies_found']:12.2f} "
-                      f"{per_article:13.0f} {hash_bytes:12.0f}")
-                if base is not row:
-                    lookup_x = f"x{row['lookup_median'] / base['lookup_median']:.2f}"
-                    commit_x = f"x{row['commit_median'] / base['commit_median']:.2f}"
+                      f"{per_article:13.0f} {hash_size:12.0f}")
+                if size != sizes[0]:
+                    lookup_x = f"x{row['lookup_median'] / first['lookup_median']:.2f}"
+                    commit_x = f"x{row['commit_median'] / first['commit_median']:.2f}"
                     print(f"  {'':7s} {'':8s} {lookup_x:>10s} {'':6s} {commit_x:>10s}"
                           f"   (median vs {sizes[0]})")
             client.close()
