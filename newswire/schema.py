@@ -229,8 +229,9 @@ local event = {
 }
 local stream_id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', unpack(event))
 redis.call('HINCRBY', KEYS[7], 'articles_' .. kind, 1)
--- Learn the site's boilerplate from new stories only: a retry or a copy must not count.
-if kind == 'new' and ARGV[8] ~= '' then
+-- Learn the site's boilerplate from pages with a text of their own: a retry or an exact
+-- copy must not count (an edited copy or a rewrite is another page, and counts).
+if method ~= 'fingerprint' and method ~= 'canonical_url' and ARGV[8] ~= '' then
   local site = KEYS[9]
   redis.call('HINCRBY', site, 'pages', 1)
   for block in string.gmatch(ARGV[8], '%S+') do redis.call('HINCRBY', site, block, 1) end

@@ -8,6 +8,7 @@ the paraphrased rewrite (shape 3) and the related story ten months later (shape 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import redis
 
 from newswire.dedup import probe
+from newswire.errors import ConfigError
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CommitResult, iso
 from newswire.neardup import MINHASH_VERSION, bands_of
@@ -249,3 +251,37 @@ def test_a_stale_lookup_is_retried_not_trusted(store, client) -> None:
     assert raced.type == "retry"
     assert not client.exists(f"news:article:{copy.id}")
     assert store.commit(copy, NOW).duplicate_of == first.id
+
+
+def test_site_blocks_count_pages_with_a_text_of_their_own(store, client) -> None:
+    def with_site(url: str, text: str, site: str) -> ArticleRecord:
+        return replace(record(url, text), site=site, blocks=("b1", "b2"))
+
+    store.commit(with_site("https://mt.example/leaders", ORIGINAL, "mt.example"), NOW)
+    store.commit(with_site("https://mt.example/amp/leaders", COPY, "mt.example"), NOW)  # exact
+    store.commit(with_site("https://rw.example/summit", REWRITE, "rw.example"), NOW)  # story
+    mt = client.hgetall(store.keys.site("mt.example"))
+    rw = client.hgetall(store.keys.site("rw.example"))
+    assert mt[b"pages"] == b"1" and rw[b"pages"] == b"1" and rw[b"b1"] == b"1"
+
+
+def test_bulk_load_indexes_like_commit(store) -> None:
+    loaded = store.load([record("https://mt.example/leaders", ORIGINAL),
+                         record("https://agg.example/leaders", COPY)], NOW)
+    assert [r.type for r in loaded] == ["new", "duplicate"]
+    edited = store.commit(record("https://tj.example/leaders", EDITED), NOW)
+    assert edited.method == "minhash" and edited.duplicate_of == loaded[0].id
+
+
+def test_dedup_settings_from_the_environment() -> None:
+    env = {"NEWSWIRE_NEARDUP_THRESHOLD": "0.7", "NEWSWIRE_STORY_THRESHOLD": "0.8",
+           "NEWSWIRE_STORY_WINDOW_HOURS": "24", "NEWSWIRE_INDEX_BUCKET_MAX": "32",
+           "NEWSWIRE_DEDUP_CANDIDATES": "5", "NEWSWIRE_NEARDUP_CONTAINMENT": "0.95"}
+    s = Settings.from_env(env, cwd=Path("/nonexistent"))
+    assert (s.neardup_threshold, s.story_threshold, s.story_window_hours, s.index_bucket_max,
+            s.dedup_candidates, s.neardup_containment) == (0.7, 0.8, 24.0, 32, 5, 0.95)
+    defaults = Settings.from_env({}, cwd=Path("/nonexistent"))
+    assert (defaults.neardup_threshold, defaults.story_window_hours) == (0.5, 72.0)
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(ConfigError, match="NEWSWIRE_STORY_THRESHOLD"):
+            Settings.from_env({"NEWSWIRE_STORY_THRESHOLD": bad}, cwd=Path("/nonexistent"))
