@@ -5,7 +5,7 @@ form (:func:`newswire.fingerprint.normalize_text`, so case, quotes, whitespace a
 paragraph breaks never matter); the set becomes a MinHash signature, the
 signature becomes LSH band keys. Two texts whose shingle Jaccard is ``J`` share at
 least one band with probability ``1 - (1 - J**r)**b``: with ``b = 16`` bands of
-``r = 4`` rows that is 0.64 at J = 0.5, 0.98 at J = 0.7 and 0.004 at J = 0.15, so
+``r = 4`` rows that is 0.64 at J = 0.5, 0.99 at J = 0.7 and 0.008 at J = 0.15, so
 copies meet in a bucket and different texts almost never do. Candidates found in
 the buckets are then verified by their true Jaccard (:func:`jaccard` of the
 shingle sets), so the estimate never decides alone.
