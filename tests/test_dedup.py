@@ -7,6 +7,8 @@ the paraphrased rewrite (shape 3) and the related story ten months later (shape 
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from newswire.cli import build_parser
 from newswire.dedup import probe
 from newswire.errors import ConfigError
 from newswire.fingerprint import fingerprint
@@ -285,3 +288,24 @@ def test_dedup_settings_from_the_environment() -> None:
     for bad in ("1.5", "-0.1", "half"):
         with pytest.raises(ConfigError, match="NEWSWIRE_STORY_THRESHOLD"):
             Settings.from_env({"NEWSWIRE_STORY_THRESHOLD": bad}, cwd=Path("/nonexistent"))
+
+
+def test_recent_shows_each_decision(store, redis_url) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    copy = store.commit(record("https://agg.example/leaders", COPY), NOW)
+    rewrite = store.commit(record("https://rw.example/summit", REWRITE), NOW)
+    settings = Settings(redis_url=redis_url)
+
+    def recent(*flags: str) -> list[str]:
+        args = build_parser().parse_args(["recent", *flags])
+        out = io.StringIO()
+        assert args.handler(args, settings, out) == 0
+        return out.getvalue().splitlines()
+
+    rows = {r["id"]: r for r in map(json.loads, recent("--json"))}
+    assert rows[first.id]["method"] == "" and rows[first.id]["story"] == first.id
+    assert (rows[copy.id]["duplicate_of"], rows[copy.id]["method"]) == (first.id, "fingerprint")
+    assert (rows[rewrite.id]["story"], rows[rewrite.id]["method"]) == (first.id, "story")
+    assert "content=" in rows[rewrite.id]["evidence"] and rows[rewrite.id]["similarity"]
+    text = "\n".join(recent())
+    assert f"(same story as {first.id})" in text and f"(duplicate of {first.id})" in text
