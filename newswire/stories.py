@@ -85,7 +85,10 @@ class StoryMatch:
 
 @dataclass(frozen=True)
 class StoryThresholds:
-    """When two articles are one story; :class:`newswire.settings.Settings` holds them."""
+    """When two articles are one story. ``score`` and ``window_hours`` come from
+    :class:`newswire.settings.Settings` (``NEWSWIRE_STORY_THRESHOLD``,
+    ``NEWSWIRE_STORY_WINDOW_HOURS``); the per-signal floors are fixed here, set on the
+    NEWS-SHAPES pairs with precision first."""
 
     score: float = 0.60
     min_content: float = 0.50
