@@ -129,3 +129,28 @@ def test_a_lead_paragraph_is_the_same_article_by_containment() -> None:
     line = probe("line", full.split(". ")[0], T0)
     assert not decide(line, candidates, [], ["full"], neardup_threshold=0.5,
                       thresholds=stories.StoryThresholds()).near_id
+
+
+FIXTURES = ["mt-leaders-agree", "rw-summit-rewrite", "mt-macron-reengagement",
+            "mt-sanctions-review", "tj-leaders-agree", "mt-ruble-steadies"]
+PARAGRAPHS = [p for name in FIXTURES for p in page(name).splitlines() if p]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
+       st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
+       st.floats(min_value=0, max_value=200))
+def test_story_comparison_is_symmetric(a: list[str], b: list[str], hours: float) -> None:
+    fa, fb = stories.features("\n".join(a)), stories.features("\n".join(b))
+    later = T0 + timedelta(hours=hours)
+    assert stories.compare(fa, fb, T0, later) == stories.compare(fb, fa, later, T0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(PARAGRAPHS), min_size=3, max_size=6, unique=True))
+def test_an_article_is_the_same_article_as_its_reformatted_self(paragraphs: list[str]) -> None:
+    text = "\n".join(paragraphs)
+    article = probe("b", text.upper().replace(". ", ".\n"), T0)
+    decision = decide(article, {"a": Candidate("a", text, "2025-02-20T11:00:00Z")}, ["a"], [],
+                      neardup_threshold=0.5, thresholds=stories.StoryThresholds())
+    assert decision.near_id == "a" and decision.near_similarity == 1.0
