@@ -26,7 +26,9 @@ Parts:
    query articles against synthetic corpora of each size (bulk-loaded with pipelined
    commit scripts, each under its own key prefix in one Redis); the queries go to the
    sizes in turn, so other load on the machine weighs on all alike. 40 % of the queries
-   are edited copies of stored articles, which must be found.
+   are edited copies of stored articles, which must be found; 20 % are about a busy topic
+   (100 stored articles sharing six names and four figures), so that each of their lookups
+   fetches and verifies a full set of story candidates: the bounded worst case.
 4. **Memory**: Redis ``used_memory`` grown per stored article while a corpus was built
    (article hash, exact keys, index entries, stream entry), and the article hash alone.
 """
