@@ -105,7 +105,8 @@ def cmd_recent(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
         if args.json:
             _emit(out, json.dumps(article_json(article), ensure_ascii=False))
         else:
-            mark = f"  (duplicate of {article['duplicate_of']})" if article.get(
+            link = "same story as" if article.get("method") == "story" else "duplicate of"
+            mark = f"  ({link} {article['duplicate_of']})" if article.get(
                 "duplicate_of") else ""
             _emit(out, f"{article.get('published', '')}  [{article.get('feed', '')}]  "
                        f"{article.get('title', '')}  {article.get('url', '')}{mark}")

@@ -191,5 +191,9 @@ class CommitResult:
     id: str
     story: str
     duplicate_of: str
-    method: str  # "", "url", "canonical_url" or "fingerprint"
+    #: How the match was found: "" (new), "url", "canonical_url", "fingerprint" (the
+    #: same normalized text), "minhash" (the same article, edited), "story" (a rewrite).
+    method: str
     stream_id: str
+    #: Shingle Jaccard for "minhash", story score for "story", else "".
+    similarity: str = ""

@@ -33,6 +33,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, high: float | None = None) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0 or (high is not None and value > high):
+        bound = f"between 0 and {high:g}" if high is not None else "at least 0"
+        raise ConfigError(f"{name} must be {bound}, got {raw}")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -88,6 +102,19 @@ class Settings:
     boilerplate_min_pages: int = 3
     #: Most paragraph counts kept per site in Redis (bounded memory).
     site_blocks_max: int = 4096
+    #: Word 3-shingle Jaccard from which an article is the same as an earlier one.
+    neardup_threshold: float = 0.5
+    #: Share of the shorter text's shingles found in the longer one from which it is
+    #: the same article, truncated (or with a lead paragraph only).
+    neardup_containment: float = 0.9
+    #: Story score (``newswire.stories.compare``) from which a rewrite joins a story.
+    story_threshold: float = 0.6
+    #: Hours apart within which two articles may be one story.
+    story_window_hours: float = 72.0
+    #: Most ids kept per near-duplicate bucket and per story-term posting list.
+    index_bucket_max: int = 64
+    #: Most candidates verified per article and level (the best by shared bands or terms).
+    dedup_candidates: int = 12
 
     @property
     def redis_url_redacted(self) -> str:
@@ -167,6 +194,12 @@ class Settings:
             profiles_dir=profiles_dir if profiles_dir.is_dir() else None,
             boilerplate_min_pages=_int(env, "NEWSWIRE_BOILERPLATE_MIN_PAGES", 3),
             site_blocks_max=_int(env, "NEWSWIRE_SITE_BLOCKS_MAX", 4096) or 4096,
+            neardup_threshold=_float(env, "NEWSWIRE_NEARDUP_THRESHOLD", 0.5, high=1.0),
+            neardup_containment=_float(env, "NEWSWIRE_NEARDUP_CONTAINMENT", 0.9, high=1.0),
+            story_threshold=_float(env, "NEWSWIRE_STORY_THRESHOLD", 0.6, high=1.0),
+            story_window_hours=_float(env, "NEWSWIRE_STORY_WINDOW_HOURS", 72.0),
+            index_bucket_max=_int(env, "NEWSWIRE_INDEX_BUCKET_MAX", 64) or 64,
+            dedup_candidates=_int(env, "NEWSWIRE_DEDUP_CANDIDATES", 12) or 12,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -14,11 +14,25 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from .dedup import (
+    MIN_SHARED_TERMS,
+    Candidate,
+    Decision,
+    Probe,
+    decide,
+    near_candidates,
+    probe,
+    story_candidates,
+)
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
-from .schema import CLAIM_FEED, COMMIT_ARTICLE, Keys
+from .schema import CLAIM_FEED, COMMIT_ARTICLE, LOOKUP_CANDIDATES, Keys
 from .settings import Settings
 from .siteblocks import block_ids, drop_learned
+from .stories import StoryThresholds
+
+#: Lookups retried when other workers keep indexing matching articles meanwhile.
+COMMIT_ATTEMPTS = 10
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -67,6 +81,12 @@ def _stream_key(entry_id: str) -> tuple[int, int]:
     return int(millis or 0), int(seq or 0)
 
 
+def _result(raw: Sequence[Any]) -> CommitResult:
+    kind, article_id, story, duplicate_of, method, stream_id, similarity = (
+        _text(v) for v in raw)
+    return CommitResult(kind, article_id, story, duplicate_of, method, stream_id, similarity)
+
+
 def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
@@ -80,12 +100,74 @@ class Store:
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
         self._claim = client.register_script(CLAIM_FEED)
+        self._lookup = client.register_script(LOOKUP_CANDIDATES)
 
     # -- articles ---------------------------------------------------------------
 
     def commit(self, record: ArticleRecord, now: datetime) -> CommitResult:
-        """Decide new or duplicate, store, index and announce: one atomic script."""
+        """Decide new or duplicate (same URL, same text, same article edited, same
+        story retold), store, index and announce: the decision and every write are one
+        atomic script; the candidate lookup before it is re-checked inside it."""
         published = parse_iso(record.published) or now
+        article = probe(record.id, record.text, published)
+        for _attempt in range(COMMIT_ATTEMPTS):
+            seen, decision = self.lookup(article, now)
+            result = self._run_commit(record, article, now, seen, decision, check=True)
+            if result.type != "retry":
+                return result
+        raise StoreError(
+            f"article {record.id}: gave up after {COMMIT_ATTEMPTS} commits raced with others")
+
+    def load(self, records: Sequence[ArticleRecord], now: datetime) -> list[CommitResult]:
+        """Store many articles in one pipelined round trip, indexed like :meth:`commit`
+        but with no near-duplicate or story lookup (exact matches still apply). For
+        bulk imports and the benchmarks, whose decisions are known beforehand."""
+        pipe = self.redis.pipeline(transaction=False)
+        for record in records:
+            article = probe(record.id, record.text, parse_iso(record.published) or now)
+            self._run_commit(record, article, now, set(), Decision(), check=False, client=pipe)
+        return [_result(raw) for raw in pipe.execute()]
+
+    def lookup(self, article: Probe, now: datetime) -> tuple[set[str], Decision]:
+        """Read the article's buckets and postings, verify the few best candidates:
+        (every id that could match, the proposed match). Its cost is bounded by the
+        bucket cap and candidate limit, not by how many articles are stored."""
+        keys = [self.keys.band(b) for b in article.bands]
+        keys += [self.keys.term(t) for t in article.terms]
+        if not keys:
+            return set(), Decision()
+        near_raw, story_raw = self._lookup(
+            keys=keys, args=[len(article.bands), int(now.timestamp()), MIN_SHARED_TERMS,
+                             article.id])
+        bands_shared = {_text(near_raw[i]): int(near_raw[i + 1])
+                        for i in range(0, len(near_raw), 2)}
+        terms_shared = {_text(story_raw[i]): int(story_raw[i + 1])
+                        for i in range(0, len(story_raw), 2)}
+        seen = set(bands_shared) | set(terms_shared)
+        near_ids = near_candidates(bands_shared, self.settings.dedup_candidates)
+        story_ids = story_candidates(terms_shared, self.settings.dedup_candidates)
+        wanted = list(dict.fromkeys(near_ids + story_ids))
+        candidates: dict[str, Candidate] = {}
+        if wanted:
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in wanted:
+                pipe.hmget(self.keys.article(cid), ["text", "published"])
+            for cid, (text, when) in zip(wanted, pipe.execute(), strict=True):
+                if text is not None:
+                    candidates[cid] = Candidate(cid, _text(text), _text(when))
+        decision = decide(
+            article, candidates, near_ids, story_ids,
+            neardup_threshold=self.settings.neardup_threshold,
+            containment_threshold=self.settings.neardup_containment,
+            thresholds=StoryThresholds(score=self.settings.story_threshold,
+                                       window_hours=self.settings.story_window_hours),
+        )
+        return seen, decision
+
+    def _run_commit(
+        self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
+        decision: Decision, *, check: bool, client: Any = None,
+    ) -> CommitResult:
         flat: list[str] = []
         for name, value in record.fields().items():
             flat += [name, value]
@@ -101,10 +183,12 @@ class Store:
                 self.keys.stats,
                 self.keys.expiry,
                 self.keys.site(record.site),
+                *(self.keys.band(b) for b in article.bands),
+                *(self.keys.term(t) for t in article.terms),
             ],
             args=[
                 record.id,
-                int(published.timestamp()),
+                int(article.published.timestamp()),
                 self.settings.retention_seconds,
                 self.settings.stream_maxlen,
                 self.keys.new_channel,
@@ -112,11 +196,24 @@ class Store:
                 self.keys.article(""),
                 " ".join(sorted(set(record.blocks) - {""})) if record.site else "",
                 self.settings.site_blocks_max,
+                len(article.bands),
+                len(article.terms),
+                " ".join(sorted(seen)),
+                MIN_SHARED_TERMS,
+                "1" if check else "0",
+                self.settings.index_bucket_max,
+                decision.near_id,
+                f"{decision.near_similarity:.3f}" if decision.near_id else "",
+                decision.story_id,
+                f"{decision.story_score:.3f}" if decision.story_id else "",
+                decision.evidence,
                 *flat,
             ],
+            client=client,
         )
-        kind, article_id, story, duplicate_of, method, stream_id = (_text(v) for v in result)
-        return CommitResult(kind, article_id, story, duplicate_of, method, stream_id)
+        if client is not None:
+            return CommitResult("queued", record.id, "", "", "", "")
+        return _result(result)
 
     def block_counts(self, site: str, blocks: Sequence[str]) -> list[int]:
         """How many of the site's stored pages had each block (0 for '' or unknown)."""

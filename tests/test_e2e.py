@@ -261,3 +261,51 @@ def test_stored_texts_are_the_whole_bodies_without_boilerplate(newsroom: Newsroo
     for path, name in PAGES.items():
         want = (DATA / name.replace(".html", ".expected.txt")).read_text(encoding="utf-8")
         assert by_url[room.site.url(path)]["text"].split("\n") == want.splitlines(), name
+
+
+def test_one_story_per_event_across_shapes_and_feeds(newsroom: Newsroom) -> None:
+    room, site = newsroom, newsroom.site
+    room.ingest()
+    by_url = {a["canonical_url"]: a for a in room.articles()}
+    original = by_url[site.url("/mt/news/2025/02/20/leaders-agree-new-talks-a1001")]
+    copy = by_url[site.url("/agg/2025/02/20/leaders-agree-new-talks")]
+    edited = by_url[site.url("/tj/leaders-agree-talks-6612345-Feb2025/")]
+    rewrite = by_url[site.url("/rw/summit-rewrite")]
+    related = by_url[site.url("/mt/news/2025/12/11/macron-reengagement-a1003")]
+    sanctions = by_url[site.url("/mt/news/2025/02/21/sanctions-review-a1004")]
+
+    # Shapes 1, 3 and 5 of one event: one story, announced once, whichever came first.
+    event = [original, copy, edited, rewrite]
+    assert len({a["story"] for a in event}) == 1
+    (first,) = [a for a in event if not a["duplicate_of"]]
+    assert first["story"] == first["id"]
+    for article in event:
+        if article is not first:
+            assert article["duplicate_of"] and article["method"] in {
+                "fingerprint", "minhash", "story"}, article["canonical_url"]
+            assert article["similarity"] or article["method"] == "fingerprint"
+    # The rewrite joined by story the wording it retells (or, if it came first, the
+    # first of the other wording joined it): exactly one link is by story.
+    (retold,) = [a for a in event if a["method"] == "story"]
+    assert "entities=" in retold["evidence"]
+    assert (rewrite is first) or retold is rewrite
+    # Shape 4 and the next day's sanctions story, same people and site: their own stories.
+    for article in (related, sanctions):
+        assert article["story"] == article["id"] and not article["duplicate_of"]
+
+    settle(room, 1)
+    threading.Event().wait(0.3)
+    announced = [m["id"] for m in room.heard]
+    assert announced.count(first["id"]) == 1
+    assert not {a["id"] for a in event if a is not first} & set(announced)
+    stream = {e["id"]: e for e in room.stream()}
+    assert stream[retold["id"]]["type"] == "duplicate"
+    assert stream[retold["id"]]["method"] == "story"
+
+    # `newswire recent --json` shows each decision with its evidence.
+    rows = {json.loads(line)["id"]: json.loads(line) for line in
+            room.run.newswire("recent", "--json", "--limit", "100").stdout.splitlines()}
+    shown = rows[retold["id"]]
+    assert (shown["story"], shown["duplicate_of"], shown["method"]) == (
+        first["id"], retold["duplicate_of"], "story")
+    assert float(shown["similarity"]) >= 0.6 and shown["evidence"]

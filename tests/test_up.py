@@ -156,14 +156,25 @@ def test_a_crashed_worker_is_started_again(up: Up) -> None:
     assert up.stop() == 0, up.output()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (the scheduler takes P, the workers
+    P+1 ...: each must be free, not only the first)."""
+    for _ in range(100):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            try:
+                for offset in range(1, count):
+                    with socket.socket() as other:
+                        other.bind(("0.0.0.0", port + offset))
+            except OSError:
+                continue
+        return port
+    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def test_metrics_endpoints_of_scheduler_and_workers(folder: Path) -> None:
-    port = free_port()
+    port = free_ports(2)
     env = env_for(folder)
     env["NEWSWIRE_METRICS_PORT"] = str(port)
     running = Up(folder, "--workers", "1", env=env)

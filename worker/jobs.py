@@ -154,4 +154,5 @@ def _ingest(payload: dict[str, Any]) -> dict[str, str]:
         entry.canonical_url,
     )
     return {"result": result.type, "id": result.id, "story": result.story,
-            "duplicate_of": result.duplicate_of, "stream_id": result.stream_id}
+            "duplicate_of": result.duplicate_of, "method": result.method,
+            "similarity": result.similarity, "stream_id": result.stream_id}

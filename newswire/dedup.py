@@ -1,0 +1,142 @@
+"""Deciding what an incoming article is: pure, between the Redis lookup and the commit.
+
+The store reads the article's near-duplicate buckets and story postings (bounded
+sorted sets, see :mod:`newswire.schema`; members counted in Redis), hands the
+counts to :func:`near_candidates` and :func:`story_candidates`, fetches those few
+candidates' text and publication time, and asks :func:`decide`. The commit
+script then re-checks that nothing was indexed meanwhile. Levels, in order:
+
+1. the same article (``minhash``): a candidate whose true word 3-shingle Jaccard with
+   the article is at least ``neardup_threshold``, or one that contains (or is contained
+   in) the other: a truncated copy, a lead paragraph standing in for the article
+   (containment at least ``containment_threshold``, the shorter text at least
+   ``MIN_CONTAINED_SHINGLES`` long);
+2. the same story (``story``): a posting candidate that
+   :func:`newswire.stories.compare` judges the same story.
+
+Exact matches (URL, canonical URL, fingerprint) are decided in the script itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import neardup, stories
+from .model import parse_iso
+
+#: Story-index terms a posting must share with the article to be a story candidate.
+MIN_SHARED_TERMS = 3
+#: Shingles the shorter text needs for containment to count (a sentence or two is not
+#: an article: a shared quote or dateline must not make two articles one).
+MIN_CONTAINED_SHINGLES = 40
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An article about to be stored, as the lookup sees it."""
+
+    id: str
+    published: datetime
+    shingles: frozenset[str]
+    bands: tuple[str, ...]
+    terms: tuple[str, ...]
+    features: stories.StoryFeatures
+
+
+def probe(article_id: str, text: str, published: datetime) -> Probe:
+    shingle_set = neardup.shingles(text)
+    return Probe(
+        id=article_id,
+        published=published,
+        shingles=shingle_set,
+        bands=tuple(neardup.band_keys(neardup.signature(shingle_set))),
+        terms=tuple(stories.index_terms(text)),
+        features=stories.features(text),
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored article the lookup fetched: its id, text and publication time."""
+
+    id: str
+    text: str
+    published: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The worker's proposal; the commit script has the last word."""
+
+    near_id: str = ""
+    near_similarity: float = 0.0
+    story_id: str = ""
+    story_score: float = 0.0
+    evidence: str = ""
+
+
+def near_candidates(bands_shared: Mapping[str, int], limit: int) -> list[str]:
+    """Bucket members, most shared bands first, at most ``limit``."""
+    return [m for m, _ in _ranked(bands_shared)][:limit]
+
+
+def story_candidates(
+    terms_shared: Mapping[str, int], limit: int, min_shared: int = MIN_SHARED_TERMS,
+) -> list[str]:
+    """Posting members sharing at least ``min_shared`` terms, most shared first."""
+    return [m for m, n in _ranked(terms_shared) if n >= min_shared][:limit]
+
+
+def _ranked(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Most shared first; ties by id, so every worker ranks alike."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def decide(
+    article: Probe,
+    candidates: Mapping[str, Candidate],
+    near_ids: Sequence[str],
+    story_ids: Sequence[str],
+    *,
+    neardup_threshold: float,
+    thresholds: stories.StoryThresholds,
+    containment_threshold: float = 0.9,
+) -> Decision:
+    """The best same-article match, else the best same-story match, else nothing."""
+    best_near: tuple[float, float, str, str] = (0.0, 0.0, "", "")
+    # Story candidates are checked too: a truncated copy shares few bands (its Jaccard
+    # is low) but all of its entities.
+    for cid in dict.fromkeys([*near_ids, *story_ids]):
+        candidate = candidates.get(cid)
+        if candidate is None:
+            continue
+        theirs = neardup.shingles(candidate.text)
+        similarity = neardup.jaccard(article.shingles, theirs)
+        contained = neardup.containment(article.shingles, theirs)
+        same = similarity >= neardup_threshold or (
+            contained >= containment_threshold
+            and min(len(article.shingles), len(theirs)) >= MIN_CONTAINED_SHINGLES)
+        if same and (similarity, contained) > best_near[:2]:
+            best_near = (similarity, contained, cid,
+                         f"jaccard={similarity:.2f} containment={contained:.2f}")
+    if best_near[2]:
+        return Decision(near_id=best_near[2], near_similarity=round(best_near[0], 3),
+                        evidence=best_near[3])
+    best: tuple[float, str, str] = (0.0, "", "")
+    window = thresholds.window_hours
+    for cid in story_ids:
+        candidate = candidates.get(cid)
+        when = parse_iso(candidate.published) if candidate else None
+        if candidate is None or when is None:
+            continue
+        if abs((when - article.published).total_seconds()) > window * 3600:
+            continue  # cheap check first: too far apart in time to be one story
+        match = stories.compare(article.features, stories.features(candidate.text),
+                                article.published, when, thresholds)
+        if match.same and match.score > best[0]:
+            best = (match.score, cid, match.evidence())
+    if best[1]:
+        return Decision(story_id=best[1], story_score=best[0], evidence=best[2])
+    return Decision()

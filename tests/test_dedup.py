@@ -1,0 +1,311 @@
+"""The three levels of dedup through the real commit, on a real Redis.
+
+Texts are the clean paragraphs of the NEWS-SHAPES fixtures (tests/data/pages/*.expected.txt):
+the AFP original, its aggregator copy (shape 1), TheJournal's edited version (shape 5),
+the paraphrased rewrite (shape 3) and the related story ten months later (shape 4).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+
+from newswire.cli import build_parser
+from newswire.dedup import probe
+from newswire.errors import ConfigError
+from newswire.fingerprint import fingerprint
+from newswire.model import ArticleRecord, CommitResult, iso
+from newswire.neardup import MINHASH_VERSION, bands_of
+from newswire.schema import article_id
+from newswire.settings import Settings
+from newswire.store import Store
+
+from .test_store import Announcements
+
+PAGES = Path(__file__).parent / "data" / "pages"
+NOW = datetime(2025, 2, 20, 18, 0, tzinfo=UTC)
+
+
+def text_of(name: str) -> str:
+    return (PAGES / f"{name}.expected.txt").read_text(encoding="utf-8").strip()
+
+
+ORIGINAL = text_of("mt-leaders-agree")
+COPY = text_of("agg-leaders-agree")
+EDITED = text_of("tj-leaders-agree")
+REWRITE = text_of("rw-summit-rewrite")
+RELATED = text_of("mt-macron-reengagement")
+SANCTIONS = text_of("mt-sanctions-review")
+RUBLE = text_of("mt-ruble-steadies")
+
+
+def record(url: str, text: str, published: str = "2025-02-20T11:05:00Z",
+           feed: str = "mt") -> ArticleRecord:
+    return ArticleRecord(
+        id=article_id(url), url=url, canonical_url=url, feed=feed, title=url.rsplit("/", 1)[-1],
+        text=text, published=published, fetched=iso(NOW), fingerprint=fingerprint(text),
+        guid=url,
+    )
+
+
+@pytest.fixture
+def store(client: redis.Redis, redis_url: str) -> Store:
+    return Store(client, Settings(redis_url=redis_url))
+
+
+def stream_types(client: redis.Redis) -> list[tuple[str, str]]:
+    return [(f[b"type"].decode(), f[b"method"].decode()) for _, f in client.xrange("news:stream")]
+
+
+def test_aggregator_copy_is_the_same_article_announced_once(store, client) -> None:
+    heard = Announcements(client)
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    # The copy's text differs only in a split paragraph: the exact fingerprint matches.
+    copy = store.commit(record("https://agg.example/leaders", COPY, feed="agg"), NOW)
+    assert (first.type, copy.type) == ("new", "duplicate")
+    assert copy.duplicate_of == first.id and copy.story == first.id
+    assert copy.method == "fingerprint"
+    assert [m["id"] for m in heard.drain()] == [first.id]
+    assert stream_types(client) == [("new", ""), ("duplicate", "fingerprint")]
+
+
+def test_edited_copy_is_found_by_minhash_with_its_similarity(store, client) -> None:
+    heard = Announcements(client)
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    # The copy with a byline, a date line and an "Original url" line left in by the cleaner,
+    # and one paragraph corrected: no longer the same fingerprint.
+    variant = ("By Anne Martin for AFP\n20 February 2025\n" + COPY.replace("19 countries",
+               "20 countries") + "\nOriginal url: https://mt.example/leaders")
+    copy = store.commit(record("https://agg.example/leaders", variant, feed="agg"), NOW)
+    assert copy.type == "duplicate" and copy.method == "minhash"
+    assert copy.duplicate_of == first.id and copy.story == first.id
+    assert 0.8 < float(copy.similarity) < 1.0
+    article = store.article(copy.id)
+    assert (article["method"], article["similarity"]) == ("minhash", copy.similarity)
+    assert [m["id"] for m in heard.drain()] == [first.id]
+    (_, event), _ = reversed(client.xrange("news:stream"))
+    assert event[b"type"] == b"duplicate" and event[b"similarity"].decode() == copy.similarity
+
+
+def test_thejournal_edit_of_the_agency_story_is_the_same_article(store) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    edited = store.commit(record("https://tj.example/leaders", EDITED,
+                                 published="2025-02-20T13:40:00Z"), NOW)
+    assert edited.type == "duplicate" and edited.method == "minhash"
+    assert edited.story == first.id and 0.5 <= float(edited.similarity) < 0.9
+
+
+def test_rewrite_joins_the_story_and_is_not_announced(store, client) -> None:
+    heard = Announcements(client)
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    rewrite = store.commit(record("https://rw.example/summit", REWRITE,
+                                  published="2025-02-20T16:10:00Z"), NOW)
+    assert rewrite.type == "duplicate" and rewrite.method == "story"
+    assert rewrite.story == first.id and rewrite.duplicate_of == first.id
+    article = store.article(rewrite.id)
+    assert article["story"] == first.id and float(article["similarity"]) >= 0.6
+    assert "entities=" in article["evidence"] and "hours=5.1" in article["evidence"]
+    assert [m["id"] for m in heard.drain()] == [first.id]
+    assert stream_types(client)[-1] == ("duplicate", "story")
+
+
+def test_rewrite_of_a_copy_joins_the_first_articles_story(store) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    store.commit(record("https://tj.example/leaders", EDITED), NOW)
+    rewrite = store.commit(record("https://rw.example/summit", REWRITE), NOW)
+    assert rewrite.story == first.id
+
+
+def test_related_story_months_later_stays_its_own_story(store, client) -> None:
+    heard = Announcements(client)
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    store.commit(record("https://rw.example/summit", REWRITE), NOW)
+    later = NOW + timedelta(days=294)
+    related = store.commit(record("https://mt.example/macron", RELATED,
+                                  published="2025-12-11T15:20:00Z"), later)
+    assert related.type == "new" and related.story == related.id and not related.duplicate_of
+    assert [m["id"] for m in heard.drain()] == [first.id, related.id]
+
+
+def test_related_story_stays_apart_even_published_the_same_day(store) -> None:
+    # Time alone must not be what keeps shape 4 apart: its facts are different.
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    related = store.commit(record("https://mt.example/macron", RELATED), NOW)
+    sanctions = store.commit(record("https://mt.example/sanctions", SANCTIONS,
+                                    published="2025-02-21T07:30:00Z"), NOW)
+    ruble = store.commit(record("https://mt.example/ruble", RUBLE), NOW)
+    assert [r.type for r in (related, sanctions, ruble)] == ["new"] * 3
+
+
+def test_rewrite_outside_the_story_window_is_a_new_story(client, redis_url) -> None:
+    store = Store(client, Settings(redis_url=redis_url, story_window_hours=2))
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    rewrite = store.commit(record("https://rw.example/summit", REWRITE,
+                                  published="2025-02-20T16:10:00Z"), NOW)
+    assert rewrite.type == "new"
+
+
+def test_thresholds_come_from_settings(client, redis_url) -> None:
+    strict = Store(client, Settings(redis_url=redis_url, neardup_threshold=0.95,
+                                    story_threshold=0.95))
+    strict.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    assert strict.commit(record("https://tj.example/leaders", EDITED), NOW).type == "new"
+    assert strict.commit(record("https://rw.example/summit", REWRITE), NOW).type == "new"
+
+
+def test_index_entries_expire_with_the_article(client, redis_url) -> None:
+    store = Store(client, Settings(redis_url=redis_url, retention_days=1))
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    bands = list(client.scan_iter(f"news:lsh:{MINHASH_VERSION}:*"))
+    terms = list(client.scan_iter("news:term:*"))
+    assert len(bands) == 16 and len(terms) >= 8
+    for key in bands + terms:
+        assert 0 < client.ttl(key) <= 86_400
+        assert client.zscore(key, first.id) == NOW.timestamp() + 86_400
+    # Two days on (the keys' own TTLs run on Redis's clock, so they are still here),
+    # the lookup ignores the expired members, and the buckets a new article touches
+    # drop them.
+    later = NOW + timedelta(days=2)
+    again = store.commit(record("https://tj.example/leaders", EDITED), later)
+    assert again.type == "new"
+    shared = set(bands_of(ORIGINAL)) & set(bands_of(EDITED))
+    assert shared
+    for band in shared:
+        assert client.zscore(f"news:lsh:{MINHASH_VERSION}:{band}", first.id) is None
+
+
+def test_buckets_and_postings_are_capped(client, redis_url) -> None:
+    store = Store(client, Settings(redis_url=redis_url, index_bucket_max=3))
+    for i in range(6):
+        store.commit(record(f"https://mt.example/{i}", f"{ORIGINAL}\nUpdate number {i}."), NOW)
+    sizes = [client.zcard(k) for k in client.scan_iter("news:lsh:*")]
+    sizes += [client.zcard(k) for k in client.scan_iter("news:term:*")]
+    assert max(sizes) == 3
+
+
+def commit_together(redis_url: str, records: list[ArticleRecord]) -> list[CommitResult]:
+    """Commit each record from its own thread and connection, released at one instant."""
+    clients = [redis.Redis.from_url(redis_url) for _ in records]
+    results: list[CommitResult] = []
+    barrier = threading.Barrier(len(records))
+
+    def commit(i: int) -> None:
+        store = Store(clients[i], Settings(redis_url=redis_url))
+        article = records[i]
+        barrier.wait()
+        results.append(store.commit(article, NOW))
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(len(records))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in clients:
+        c.close()
+    return results
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_workers_storing_two_edited_copies_at_once_announce_once(
+    redis_url, client, round_
+) -> None:
+    heard = Announcements(client)
+    results = commit_together(redis_url, [
+        record("https://mt.example/leaders", ORIGINAL),
+        record("https://tj.example/leaders", EDITED),
+    ])
+    assert sorted(r.type for r in results) == ["duplicate", "new"]
+    (new,) = [r for r in results if r.type == "new"]
+    (dup,) = [r for r in results if r.type == "duplicate"]
+    assert dup.method == "minhash" and dup.story == new.id
+    assert [m["id"] for m in heard.drain()] == [new.id]
+
+
+def test_original_and_rewrite_stored_at_once_make_one_story(redis_url, client) -> None:
+    heard = Announcements(client)
+    results = commit_together(redis_url, [
+        record("https://mt.example/leaders", ORIGINAL),
+        record("https://rw.example/summit", REWRITE),
+        record("https://mt.example/macron", RELATED),
+    ])
+    by_url = {client.hget(f"news:article:{r.id}", "url").decode(): r for r in results}
+    story = by_url["https://mt.example/leaders"].story
+    assert by_url["https://rw.example/summit"].story == story
+    assert by_url["https://mt.example/macron"].type == "new"
+    assert len(heard.drain()) == 2
+
+
+def test_a_stale_lookup_is_retried_not_trusted(store, client) -> None:
+    # A lookup made before the original was stored sees nothing; the commit script
+    # notices the new bucket member and the store looks again.
+    copy = record("https://tj.example/leaders", EDITED)
+    article = probe(copy.id, copy.text, NOW)
+    stale_seen, stale_decision = store.lookup(article, NOW)
+    assert stale_seen == set() and not stale_decision.near_id
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    raced = store._run_commit(copy, article, NOW, stale_seen, stale_decision, check=True)
+    assert raced.type == "retry"
+    assert not client.exists(f"news:article:{copy.id}")
+    assert store.commit(copy, NOW).duplicate_of == first.id
+
+
+def test_site_blocks_count_pages_with_a_text_of_their_own(store, client) -> None:
+    def with_site(url: str, text: str, site: str) -> ArticleRecord:
+        return replace(record(url, text), site=site, blocks=("b1", "b2"))
+
+    store.commit(with_site("https://mt.example/leaders", ORIGINAL, "mt.example"), NOW)
+    store.commit(with_site("https://mt.example/amp/leaders", COPY, "mt.example"), NOW)  # exact
+    store.commit(with_site("https://rw.example/summit", REWRITE, "rw.example"), NOW)  # story
+    mt = client.hgetall(store.keys.site("mt.example"))
+    rw = client.hgetall(store.keys.site("rw.example"))
+    assert mt[b"pages"] == b"1" and rw[b"pages"] == b"1" and rw[b"b1"] == b"1"
+
+
+def test_bulk_load_indexes_like_commit(store) -> None:
+    loaded = store.load([record("https://mt.example/leaders", ORIGINAL),
+                         record("https://agg.example/leaders", COPY)], NOW)
+    assert [r.type for r in loaded] == ["new", "duplicate"]
+    edited = store.commit(record("https://tj.example/leaders", EDITED), NOW)
+    assert edited.method == "minhash" and edited.duplicate_of == loaded[0].id
+
+
+def test_dedup_settings_from_the_environment() -> None:
+    env = {"NEWSWIRE_NEARDUP_THRESHOLD": "0.7", "NEWSWIRE_STORY_THRESHOLD": "0.8",
+           "NEWSWIRE_STORY_WINDOW_HOURS": "24", "NEWSWIRE_INDEX_BUCKET_MAX": "32",
+           "NEWSWIRE_DEDUP_CANDIDATES": "5", "NEWSWIRE_NEARDUP_CONTAINMENT": "0.95"}
+    s = Settings.from_env(env, cwd=Path("/nonexistent"))
+    assert (s.neardup_threshold, s.story_threshold, s.story_window_hours, s.index_bucket_max,
+            s.dedup_candidates, s.neardup_containment) == (0.7, 0.8, 24.0, 32, 5, 0.95)
+    defaults = Settings.from_env({}, cwd=Path("/nonexistent"))
+    assert (defaults.neardup_threshold, defaults.story_window_hours) == (0.5, 72.0)
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(ConfigError, match="NEWSWIRE_STORY_THRESHOLD"):
+            Settings.from_env({"NEWSWIRE_STORY_THRESHOLD": bad}, cwd=Path("/nonexistent"))
+
+
+def test_recent_shows_each_decision(store, redis_url) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    copy = store.commit(record("https://agg.example/leaders", COPY), NOW)
+    rewrite = store.commit(record("https://rw.example/summit", REWRITE), NOW)
+    settings = Settings(redis_url=redis_url)
+
+    def recent(*flags: str) -> list[str]:
+        args = build_parser().parse_args(["recent", *flags])
+        out = io.StringIO()
+        assert args.handler(args, settings, out) == 0
+        return out.getvalue().splitlines()
+
+    rows = {r["id"]: r for r in map(json.loads, recent("--json"))}
+    assert rows[first.id]["method"] == "" and rows[first.id]["story"] == first.id
+    assert (rows[copy.id]["duplicate_of"], rows[copy.id]["method"]) == (first.id, "fingerprint")
+    assert (rows[rewrite.id]["story"], rows[rewrite.id]["method"]) == (first.id, "story")
+    assert "content=" in rows[rewrite.id]["evidence"] and rows[rewrite.id]["similarity"]
+    text = "\n".join(recent())
+    assert f"(same story as {first.id})" in text and f"(duplicate of {first.id})" in text

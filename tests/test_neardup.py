@@ -1,0 +1,156 @@
+"""The pure parts of dedup: shingles, MinHash bands, story features and the decision."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newswire import neardup, stories
+from newswire.dedup import Candidate, decide, near_candidates, probe, story_candidates
+
+PAGES = Path(__file__).parent / "data" / "pages"
+T0 = datetime(2025, 2, 20, 11, 0, tzinfo=UTC)
+TEXT = ("The leaders agreed on Thursday to hold new talks in Geneva next month.\n"
+        "The French president told reporters in Paris that Emmanuel Macron would host them.")
+
+
+def page(name: str) -> str:
+    return (PAGES / f"{name}.expected.txt").read_text(encoding="utf-8")
+
+
+def test_band_keys_are_pinned() -> None:
+    # A change of these values is a change of shingling, hashing or banding: bump
+    # MINHASH_VERSION so that old buckets are never matched by accident.
+    assert neardup.bands_of(TEXT)[:3] == ["0005fbaac3c7a", "11565044033d6", "28a306185266a"]
+    assert len(neardup.bands_of(TEXT)) == neardup.BANDS
+    assert neardup.bands_of("") == [] and neardup.bands_of(" ,. ") == []
+
+
+def test_shingles_ignore_case_punctuation_and_paragraphs() -> None:
+    assert neardup.shingles(TEXT.upper().replace("\n", "\n\n")) == neardup.shingles(TEXT)
+    assert neardup.shingles("one two") == frozenset({"one two"})
+    assert len(neardup.shingles("a b c d e")) == 3
+
+
+def test_jaccard_and_containment() -> None:
+    a, b = frozenset("abcd"), frozenset("cdef")
+    assert neardup.jaccard(a, b) == 2 / 6
+    assert neardup.containment(frozenset("ab"), a) == 1.0
+    assert neardup.jaccard(frozenset(), a) == 0.0 == neardup.containment(a, frozenset())
+
+
+def test_signature_estimates_jaccard() -> None:
+    rng = random.Random(3)
+    universe = [f"w{i}" for i in range(4000)]
+    errors = []
+    for _ in range(30):
+        shared = rng.sample(universe, 300)
+        a = frozenset(shared + rng.sample(universe, 150))
+        b = frozenset(shared + rng.sample(universe, 150))
+        errors.append(abs(neardup.estimate(neardup.signature(a), neardup.signature(b))
+                          - neardup.jaccard(a, b)))
+    # 64 bins: the standard error is about 0.06; the mean error stays well under it.
+    assert sum(errors) / len(errors) < 0.06
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta",
+                                 "theta", "iota", "kappa"]), min_size=4, max_size=60))
+def test_a_text_shares_all_bands_with_its_reformatted_self(words: list[str]) -> None:
+    text = " ".join(words)
+    assert neardup.bands_of(text) == neardup.bands_of(text.upper().replace(" ", "\n"))
+
+
+def test_entities_skip_sentence_starts_and_function_words() -> None:
+    found = stories.entities("The talks resumed. Officials met Vasseur in Paris. "
+                             "In March, Paris said more.")
+    assert set(found) == {"vasseur", "paris"}
+    assert found["paris"] == 2  # the sentence-initial one counts: also seen mid-sentence
+
+
+def test_numbers_and_index_terms() -> None:
+    assert stories.numbers("A €2.4 billion fund, 4,200 dockers, 19 countries, 30-day truce") \
+        == frozenset({"2.4", "4200", "19", "30"})
+    terms = stories.index_terms(page("mt-leaders-agree"))
+    assert len(terms) == 16 and "e:ostrovsky" in terms and "n:2.4" in terms
+
+
+def test_rewrite_scores_as_one_story_and_shape_4_does_not() -> None:
+    original = stories.features(page("mt-leaders-agree"))
+    rewrite = stories.compare(original, stories.features(page("rw-summit-rewrite")), T0,
+                              T0 + timedelta(hours=5))
+    related = stories.compare(original, stories.features(page("mt-macron-reengagement")), T0,
+                              T0)  # even on the same day
+    sanctions = stories.compare(original, stories.features(page("mt-sanctions-review")), T0,
+                                T0 + timedelta(hours=20))
+    assert rewrite.same and rewrite.shared_numbers >= 4 and rewrite.content > 0.5
+    assert not related.same and related.score < rewrite.score - 0.2
+    assert not sanctions.same
+    late = stories.compare(original, stories.features(page("rw-summit-rewrite")), T0,
+                           T0 + timedelta(days=4))
+    assert not late.same and late.score == rewrite.score
+
+
+def test_candidate_ranking_is_bounded_and_deterministic() -> None:
+    assert near_candidates({"b": 1, "a": 2, "c": 1}, limit=2) == ["a", "b"]
+    shared = {"b": 3, "a": 3, "c": 2, "d": 5}
+    assert story_candidates(shared, limit=5) == ["d", "a", "b"]
+    assert story_candidates(shared, limit=1) == ["d"]
+
+
+def test_decide_prefers_the_same_article_over_the_same_story() -> None:
+    article = probe("new", page("agg-leaders-agree") + "\nOriginal url: x", T0)
+    candidates = {
+        "orig": Candidate("orig", page("mt-leaders-agree"), "2025-02-20T11:05:00Z"),
+        "rw": Candidate("rw", page("rw-summit-rewrite"), "2025-02-20T16:10:00Z"),
+    }
+    decision = decide(article, candidates, ["orig"], ["rw", "orig"], neardup_threshold=0.5,
+                      thresholds=stories.StoryThresholds())
+    assert decision.near_id == "orig" and decision.near_similarity > 0.9
+    rewrite = probe("new", page("rw-summit-rewrite"), T0)
+    decision = decide(rewrite, candidates, [], ["orig"], neardup_threshold=0.5,
+                      thresholds=stories.StoryThresholds())
+    assert decision.story_id == "orig" and not decision.near_id
+    assert "entities=" in decision.evidence
+
+
+def test_a_lead_paragraph_is_the_same_article_by_containment() -> None:
+    full = page("mt-leaders-agree")
+    lead = probe("lead", full.split("\n")[0], T0)
+    candidates = {"full": Candidate("full", full, "2025-02-20T11:05:00Z")}
+    decision = decide(lead, candidates, [], ["full"], neardup_threshold=0.5,
+                      thresholds=stories.StoryThresholds())
+    assert decision.near_id == "full" and "containment=1.00" in decision.evidence
+    # A sentence in common is not enough: too short to be an article.
+    line = probe("line", full.split(". ")[0], T0)
+    assert not decide(line, candidates, [], ["full"], neardup_threshold=0.5,
+                      thresholds=stories.StoryThresholds()).near_id
+
+
+FIXTURES = ["mt-leaders-agree", "rw-summit-rewrite", "mt-macron-reengagement",
+            "mt-sanctions-review", "tj-leaders-agree", "mt-ruble-steadies"]
+PARAGRAPHS = [p for name in FIXTURES for p in page(name).splitlines() if p]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
+       st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
+       st.floats(min_value=0, max_value=200))
+def test_story_comparison_is_symmetric(a: list[str], b: list[str], hours: float) -> None:
+    fa, fb = stories.features("\n".join(a)), stories.features("\n".join(b))
+    later = T0 + timedelta(hours=hours)
+    assert stories.compare(fa, fb, T0, later) == stories.compare(fb, fa, later, T0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(PARAGRAPHS), min_size=3, max_size=6, unique=True))
+def test_an_article_is_the_same_article_as_its_reformatted_self(paragraphs: list[str]) -> None:
+    text = "\n".join(paragraphs)
+    article = probe("b", text.upper().replace(". ", ".\n"), T0)
+    decision = decide(article, {"a": Candidate("a", text, "2025-02-20T11:00:00Z")}, ["a"], [],
+                      neardup_threshold=0.5, thresholds=stories.StoryThresholds())
+    assert decision.near_id == "a" and decision.near_similarity == 1.0
