@@ -22,7 +22,7 @@ from lxml.html import HtmlElement
 from .boilerplate import LineRules, drop_lines, prune_tree
 from .errors import ExtractError
 from .model import CleanedArticle, FeedEntry, FetchedResponse
-from .pagemeta import meta_content, page_meta
+from .pagemeta import PageMeta, page_meta
 from .profiles import Profiles, SiteProfile, profiles_for
 from .urls import site_of
 
@@ -146,15 +146,10 @@ def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def page_site(tree: HtmlElement, url: str | None) -> str:
+def page_site(url: str | None, meta: PageMeta) -> str:
     """The site of a page: its URL's registered domain, else its canonical URL's
     (a page read from a file has no URL of its own)."""
-    if url and site_of(url):
-        return site_of(url)
-    for href in tree.xpath('//link[@rel="canonical"]/@href'):
-        if site_of(str(href)):
-            return site_of(str(href))
-    return site_of(meta_content(tree, "og:url"))
+    return site_of(url or "") or site_of(meta.canonical_url)
 
 
 def _isolate_body(tree: HtmlElement, profile: SiteProfile) -> None:
@@ -178,10 +173,10 @@ _LEAD_CLASSES = " or ".join(
 )
 
 
-def _drop_standfirst(tree: HtmlElement) -> None:
+def _drop_standfirst(tree: HtmlElement, description: str) -> None:
     """Remove a standfirst that repeats the page's description: a lead or summary
     element whose text is the og/meta description is a teaser, not body."""
-    description = _squash(meta_content(tree, "og:description", "description")).casefold()
+    description = _squash(description).casefold()
     if not description:
         return
     for element in tree.xpath(f"//body//*[{_LEAD_CLASSES}]"):
@@ -254,7 +249,7 @@ def clean_page(
     if tree is None:
         return None
     meta = page_meta(tree)
-    site = page_site(tree, url)
+    site = page_site(url, meta)
     if profiles is None:
         profiles = profiles_for(None)
     profile = profiles.match(site, meta.site_name)
@@ -263,7 +258,7 @@ def clean_page(
         _isolate_body(tree, profile)
     else:
         doomed = []
-    _drop_standfirst(tree)
+    _drop_standfirst(tree, meta.description)
     prune_tree(tree, extra=doomed)
     paragraphs = _extract(tree, url)
     if not has_text(paragraphs):

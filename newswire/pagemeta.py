@@ -28,7 +28,7 @@ from .model import iso
 #: Separators between a headline and the site name in ``<title>``.
 _TITLE_SUFFIX = re.compile(r"\s+[|\-–—:·]\s+[^|\-–—:·]{2,60}$")
 _DATE_META = (
-    "article:published_time", "og:published_time", "datePublished", "pubdate",
+    "article:published_time", "og:published_time", "datepublished", "pubdate",
     "publishdate", "publish-date", "date", "dc.date", "dc.date.issued", "dcterms.created",
     "sailthru.date", "parsely-pub-date",
 )
@@ -46,16 +46,16 @@ class PageMeta:
     canonical_url: str = ""
     language: str = ""
     site_name: str = ""
+    description: str = ""
 
 
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def meta_content(tree: HtmlElement, *names: str) -> str:
-    """The first non-empty ``<meta property|name|itemprop=NAME content=...>``, names
-    compared without case."""
-    wanted = {n.lower() for n in names}
+def meta_tags(tree: HtmlElement) -> dict[str, str]:
+    """Every ``<meta property|name|itemprop=KEY content=...>`` of the page, keys lower-cased,
+    the first non-empty content of each (one pass over the page's ``<meta>``)."""
     found: dict[str, str] = {}
     for element in tree.iterfind(".//meta"):
         content = _squash(element.get("content") or "")
@@ -63,9 +63,14 @@ def meta_content(tree: HtmlElement, *names: str) -> str:
             continue
         for attribute in ("property", "name", "itemprop"):
             key = (element.get(attribute) or "").strip().lower()
-            if key in wanted and key not in found:
+            if key and key not in found:
                 found[key] = content
-    return next((found[n.lower()] for n in names if n.lower() in found), "")
+    return found
+
+
+def _first(metas: dict[str, str], *names: str) -> str:
+    """The content of the first of ``names`` (lower case) the page has, else ''."""
+    return next((metas[n] for n in names if n in metas), "")
 
 
 def _json_ld(tree: HtmlElement) -> Iterator[dict[str, Any]]:
@@ -100,9 +105,9 @@ def to_iso(value: str) -> str:
     return iso(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
 
 
-def _published(tree: HtmlElement, ld: list[dict[str, Any]]) -> str:
+def _published(tree: HtmlElement, metas: dict[str, str], ld: list[dict[str, Any]]) -> str:
     for candidate in (
-        meta_content(tree, *_DATE_META),
+        _first(metas, *_DATE_META),
         *(str(item.get("datePublished") or "") for item in ld),
         *(str(v) for v in tree.xpath('//*[@itemprop="datePublished"]/@datetime')),
         *(str(v) for v in tree.xpath("//body//time/@datetime")[:1]),
@@ -123,12 +128,12 @@ def _names(value: Any) -> list[str]:
     return []
 
 
-def _authors(tree: HtmlElement, ld: list[dict[str, Any]]) -> tuple[str, ...]:
+def _authors(metas: dict[str, str], ld: list[dict[str, Any]]) -> tuple[str, ...]:
     names: list[str] = []
     for item in ld:
         names.extend(_names(item.get("author")))
     if not names:
-        meta = meta_content(tree, *_AUTHOR_META)
+        meta = _first(metas, *_AUTHOR_META)
         if meta and not meta.startswith(("http://", "https://")):
             names.extend(re.split(r"\s*(?:;|,|\band\b)\s*", meta))
     cleaned: list[str] = []
@@ -139,8 +144,8 @@ def _authors(tree: HtmlElement, ld: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
-def _title(tree: HtmlElement, site_name: str) -> str:
-    og = meta_content(tree, "og:title", "twitter:title")
+def _title(tree: HtmlElement, metas: dict[str, str], site_name: str) -> str:
+    og = _first(metas, "og:title", "twitter:title")
     if og:
         return og
     h1 = [_squash(h.text_content()) for h in tree.iterfind(".//h1")]
@@ -155,17 +160,19 @@ def _title(tree: HtmlElement, site_name: str) -> str:
 
 def page_meta(tree: HtmlElement) -> PageMeta:
     """Everything :class:`PageMeta` holds, read from ``tree``."""
+    metas = meta_tags(tree)
     ld = list(_json_ld(tree))
-    site_name = meta_content(tree, "og:site_name", "application-name")
+    site_name = _first(metas, "og:site_name", "application-name")
     canonical = [str(h).strip() for h in tree.xpath('//link[@rel="canonical"]/@href')]
-    language = (tree.get("lang") or meta_content(tree, "og:locale", "content-language")
+    language = (tree.get("lang") or _first(metas, "og:locale", "content-language")
                 or "").replace("_", "-").split("-")[0].strip().lower()[:8]
     return PageMeta(
-        title=_title(tree, site_name),
-        published=_published(tree, ld),
-        authors=_authors(tree, ld),
-        image=meta_content(tree, "og:image", "og:image:url", "twitter:image"),
-        canonical_url=next((c for c in canonical if c), "") or meta_content(tree, "og:url"),
+        title=_title(tree, metas, site_name),
+        published=_published(tree, metas, ld),
+        authors=_authors(metas, ld),
+        image=_first(metas, "og:image", "og:image:url", "twitter:image"),
+        canonical_url=next((c for c in canonical if c), "") or _first(metas, "og:url"),
         language=language,
         site_name=site_name,
+        description=_first(metas, "og:description", "description"),
     )

@@ -156,20 +156,21 @@ def load_profiles(folders: Sequence[Path]) -> Profiles:
     return Profiles(tuple(by_name.values()))
 
 
+@lru_cache(maxsize=1)
 def shipped_profiles_dir() -> Path:
     return Path(str(files("newswire") / "data" / "profiles"))
 
 
 @lru_cache(maxsize=8)
-def _cached(folders: tuple[Path, ...], stamp: tuple[tuple[str, float], ...]) -> Profiles:
-    return load_profiles(folders)
+def _cached(user_dir: Path | None, stamp: tuple[tuple[str, float], ...]) -> Profiles:
+    return load_profiles((shipped_profiles_dir(),) + ((user_dir,) if user_dir else ()))
 
 
 def profiles_for(user_dir: Path | None) -> Profiles:
-    """The shipped profiles plus the user's, re-read when a file in either changes."""
-    folders = (shipped_profiles_dir(),) + ((user_dir,) if user_dir else ())
-    stamp = tuple(_stamp(folders))
-    return _cached(folders, stamp)
+    """The shipped profiles plus the user's, re-read when a file of the user's changes
+    (the shipped ones change only with the package: they are read once)."""
+    stamp = tuple(_stamp((user_dir,) if user_dir else ()))
+    return _cached(user_dir, stamp)
 
 
 def _stamp(folders: Iterable[Path]) -> Iterable[tuple[str, float]]:
