@@ -159,6 +159,7 @@ class Scheduler:
                     parsed = parse_feed(
                         response.body, feed=feed.name, url=response.url,
                         content_type=response.content_type,
+                        max_entries=self.settings.feed_max_entries,
                     )
                     enqueued = self.enqueue(parsed.entries)
                     for reason in parsed.skipped:
