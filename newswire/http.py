@@ -29,8 +29,11 @@ import ssl
 import time
 import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -135,10 +138,38 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+#: The monotonic time by which the request in progress in this thread (or task)
+#: must be over; set by :meth:`Fetcher.get`, read by
+#: :class:`_DeadlineStream` and :func:`_resolve`.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "newswire_http_deadline", default=None
+)
+
+
+#: Name lookups run here, so that a request can stop waiting for one at its deadline
+#: (``getaddrinfo`` itself cannot be interrupted; the resolver's own timeouts end it).
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="newswire-dns")
+
+
 def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
     """``getaddrinfo`` for a TCP connection; numeric forms (``2130706433``,
-    ``0x7f.1``, ``127.1``) come back as the address the system would use."""
-    return socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    ``0x7f.1``, ``127.1``) come back as the address the system would use.
+
+    Within a :meth:`Fetcher.get`, waits no longer than what is left of its
+    deadline (``socket.gaierror`` then, like a failed lookup).
+    """
+    deadline = _DEADLINE.get()
+    lookup = partial(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
+    if deadline is None:
+        return lookup()
+    future = _LOOKUPS.submit(lookup)
+    try:
+        return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+    except FutureTimeout:
+        future.cancel()
+        raise socket.gaierror(
+            socket.EAI_AGAIN, "the lookup outlived the request's deadline"
+        ) from None
 
 
 def _refuse_non_public(host: str, infos: Iterable[tuple[Any, ...]], url: str) -> None:
@@ -180,13 +211,6 @@ def check_url(url: str, *, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError) as e:
         raise TransientFetchError(f"cannot resolve host {host!r}: {e}", url=url) from e
     _refuse_non_public(host, infos, url)
-
-
-#: The monotonic time by which the request in progress in this thread (or task)
-#: must be over; set by :meth:`Fetcher.get`, read by :class:`_DeadlineStream`.
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "newswire_http_deadline", default=None
-)
 
 
 def _within_deadline(timeout: float | None, expired: type[Exception]) -> float | None:

@@ -38,7 +38,7 @@ from newswire.urls import canonicalize
 from scheduler.service import Scheduler
 from tests.conftest import Response, Site, write_feeds
 from tests.test_http import raw_server, read_request
-from tests.test_worker import stored, work
+from tests.test_worker import article_page, stored, work
 from worker.runtime import Runtime, install
 
 MiB = 1024 * 1024
@@ -290,6 +290,34 @@ def test_deadline_covers_a_body_sent_a_byte_at_a_time(strict: Settings) -> None:
         fetcher.get(url, max_bytes=MiB)
     assert client_hung_up.is_set()
     assert time.monotonic() - started < 8  # loose: the server alone would take 10 s
+
+
+def test_the_deadline_covers_a_name_lookup_that_hangs(
+    strict: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resolver that does not answer (a hostile domain's name server can stall)
+    holds the request no longer than its deadline."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, *args: object, **kwargs: object) -> list[tuple]:
+        if host == "stalling.example":
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "gave up")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(newswire.http.socket, "getaddrinfo", getaddrinfo)
+    started = time.monotonic()
+    try:
+        with (
+            closing(Fetcher(strict.with_(request_timeout=0.5))) as fetcher,
+            pytest.raises(TransientFetchError, match="outlived the request's deadline"),
+        ):
+            fetcher.get("http://stalling.example/feed", max_bytes=MiB)
+        waited = time.monotonic() - started
+    finally:
+        release.set()  # lets the lookup thread go
+    assert waited < 5  # loose: the lookup alone would take 30 s
 
 
 def test_the_deadline_does_not_outlive_its_request(site: Site, strict: Settings) -> None:
@@ -598,3 +626,46 @@ def test_an_article_link_to_a_private_address_is_never_fetched(
     article = stored(client, entry)
     assert article["source"] == "feed" and article["text"] == "What the feed said about it."
     assert "resolves to non-public address 127.0.0.1" in article["fetch_error"]
+
+
+def test_feeds_and_pages_have_their_own_size_limits(
+    site: Site, settings: Settings, client: redis.Redis
+) -> None:
+    """Feed limit 2,000 bytes, page limit 50,000: a 3 KB page passes where a 3 KB feed
+    does not, and a 60 KB page is cut off (its feed content stored instead)."""
+    limited = settings.with_(feed_max_bytes=2000, page_max_bytes=50_000)
+    one = "<item><title>{0}</title><link>{1}/{0}</link><description>Feed text about {0}." \
+          "</description></item>"
+    small = rss((one.format("small", site.base) + one.format("big", site.base)).encode())
+    assert len(small) < 2000
+    site.routes["/small-feed"] = Response(200, {"Content-Type": "application/rss+xml"}, small)
+    site.routes["/big-feed"] = Response(
+        200, {"Content-Type": "application/rss+xml"}, small + b"<!--" + b"x" * 3000 + b"-->")
+    page = article_page("the harbour")
+    assert 2000 < len(page) < 50_000
+    site.routes["/small"] = Response(200, {"Content-Type": "text/html"}, page)
+    site.routes["/big"] = Response(200, {"Content-Type": "text/html"},
+                                   page.replace(b"</body>", b"<!--" + b"x" * 60_000 + b"-->"))
+    write_feeds(limited.feeds_path, {"small": site.url("/small-feed"),
+                                     "big": site.url("/big-feed")})
+    runtime = Runtime.create(limited)
+    install(runtime)
+    sched = Scheduler(limited, client)
+    try:
+        report = sched.tick(T0)
+        work(sched, client)
+    finally:
+        install(None)
+        sched.close()
+        runtime.fetcher.close()
+        runtime.store.redis.close()
+    assert list(report.errors) == ["big"] and "2000-byte limit" in report.errors["big"]
+    by_title = {
+        fields[b"title"].decode(): {k.decode(): v.decode() for k, v in fields.items()}
+        for fields in (client.hgetall(key) for key in client.scan_iter("news:article:*"))
+    }
+    assert by_title["small"]["source"] == "page"
+    assert "the harbour" in by_title["small"]["text"]
+    assert by_title["big"]["source"] == "feed"
+    assert by_title["big"]["text"] == "Feed text about big."
+    assert "50000-byte limit" in by_title["big"]["fetch_error"]
