@@ -89,6 +89,8 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> Resolver:
         "[fe80::1]", "169.254.169.254", "[64:ff9b::a9fe:a9fe]", "[2002:7f00:1::]",
         "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
         "[fd00::1]", "localhost", "LOCALHOST",
+        "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",  # fullwidth: IDNA folds it
+        "127\u30020\u30020\u30021",  # ideographic full stops: IDNA reads them as dots
     ],
 )
 def test_every_spelling_of_a_private_address_is_refused(
@@ -290,6 +292,27 @@ def test_deadline_covers_a_body_sent_a_byte_at_a_time(strict: Settings) -> None:
         fetcher.get(url, max_bytes=MiB)
     assert client_hung_up.is_set()
     assert time.monotonic() - started < 8  # loose: the server alone would take 10 s
+
+
+def test_endless_headers_are_cut_off(strict: Settings) -> None:
+    sent = 0
+
+    def serve(conn: socket.socket) -> None:
+        nonlocal sent
+        read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        line = b"X-Filler: " + b"y" * 1000 + b"\r\n"
+        while sent < 100 * MiB:
+            conn.sendall(line)
+            sent += len(line)
+
+    with (
+        raw_server(serve) as url,
+        closing(Fetcher(strict.with_(allow_private_networks=True))) as fetcher,
+        pytest.raises(TransientFetchError, match="RemoteProtocolError"),
+    ):
+        fetcher.get(url, max_bytes=MiB)
+    assert sent < 10 * MiB  # httpcore has h11 stop reading headers past 100 KiB
 
 
 def test_the_deadline_covers_a_name_lookup_that_hangs(
