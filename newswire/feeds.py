@@ -22,14 +22,13 @@ from feedparser.encodings import convert_to_utf8
 from feedparser.sanitizer import replace_doctype
 
 from .errors import ConfigError, NewswireError, ParseError
-from .model import FeedConfig, FeedEntry, ParsedFeed, iso
+from .model import MAX_TITLE, FeedConfig, FeedEntry, ParsedFeed, iso
 from .urls import InvalidURL, canonicalize
 
 log = logging.getLogger("newswire.feeds")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-#: Characters kept of a title (documented in the README, "Hostile input").
-_MAX_TITLE = 1000
+_MAX_TITLE = MAX_TITLE
 _MAX_TEXT = 200_000
 #: Reasons kept for skipped entries (the rest are counted in one line).
 _MAX_REASONS = 20

@@ -29,6 +29,7 @@ import pytest
 import redis
 
 import newswire.http
+from newswire.clean import clean_page
 from newswire.errors import BlockedURLError, FetchError, ParseError, TransientFetchError
 from newswire.feeds import parse_feed
 from newswire.http import Fetcher, _CheckedTransport
@@ -692,3 +693,15 @@ def test_feeds_and_pages_have_their_own_size_limits(
     assert by_title["big"]["source"] == "feed"
     assert by_title["big"]["text"] == "Feed text about big."
     assert "50000-byte limit" in by_title["big"]["fetch_error"]
+
+
+def test_a_page_title_of_a_megabyte_is_cut_to_the_cap() -> None:
+    """The feed's title wins when it has one (already capped); this entry has none."""
+    huge = "Headline " * 120_000
+    story = "<p>" + "Officials said on Thursday that the plan would be reviewed. " * 5 + "</p>"
+    html = (f'<html><head><meta property="og:title" content="{huge}"><title>{huge}</title>'
+            f"</head><body><article><h1>{huge}</h1>{story * 3}</article></body></html>")
+    entry = FeedEntry(feed="x", link=BASE + "/a", canonical_url=BASE + "/a", guid="g", title="")
+    article = clean_page(html, url=BASE + "/a", entry=entry)
+    assert article is not None
+    assert 990 <= len(article.title) <= 1000 and article.title.startswith("Headline Headline")
