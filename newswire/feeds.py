@@ -220,15 +220,13 @@ def _content(entry: Any) -> str:
     return ""
 
 
-def parse_feed(
-    body: bytes, *, feed: str, url: str, content_type: str = "", max_entries: int = 0
-) -> ParsedFeed:
+def parse_feed(body: bytes, *, feed: str, url: str, content_type: str = "") -> ParsedFeed:
     """Parse a fetched feed document into entries.
 
-    Entries without an http(s) link are skipped with a reason; past the first
-    ``max_entries`` (0: no cap) the rest are left out, with one reason saying so.
-    A document with no entries that feedparser could not read at all, or one
-    that declares XML entities, raises :class:`ParseError`.
+    Entries without an http(s) link are skipped with a reason (the first
+    ``_MAX_REASONS``, then a count). A document with no entries that feedparser
+    could not read at all, or one that declares XML entities, raises
+    :class:`ParseError`.
     """
     headers = {"content-location": url}
     if content_type:
@@ -252,8 +250,6 @@ def parse_feed(
     skipped: list[str] = []
     unlinked = 0
     for raw in parsed.entries:
-        if max_entries and len(entries) == max_entries:
-            break
         link = _UNSTORABLE.sub("", _entry_link(raw)).strip()
         try:
             canonical = canonicalize(link)
@@ -279,12 +275,6 @@ def parse_feed(
         )
     if unlinked > len(skipped):
         skipped.append(f"{unlinked - len(skipped)} more entries without a usable link")
-    left_out = len(parsed.entries) - len(entries) - unlinked
-    if left_out:
-        skipped.append(
-            f"{left_out} entries after the first {max_entries} "
-            "(NEWSWIRE_FEED_MAX_ENTRIES)"
-        )
     if problem and not entries:
         raise ParseError(f"malformed feed: {problem}")
     ttl = None

@@ -63,7 +63,8 @@ class Settings:
     stream_maxlen: int = 100_000
     feed_max_bytes: int = 10 * 1024 * 1024
     page_max_bytes: int = 10 * 1024 * 1024
-    #: Entries taken from one feed document, the first in document order (0: all).
+    #: New entries enqueued from one feed per poll, the first in document order;
+    #: the rest wait for the next polls (0: no cap).
     feed_max_entries: int = 1000
     #: Seconds for connecting, and the total budget of one request with its redirects.
     connect_timeout: float = 10.0

@@ -422,7 +422,7 @@ needs_proc = pytest.mark.skipif(
 )
 
 
-def measure(tmp_path: Path, body: bytes, max_entries: int = 1000) -> dict[str, object]:
+def measure(tmp_path: Path, body: bytes) -> dict[str, object]:
     """Parse ``body`` with parse_feed in a process of its own, address space capped
     at 1 GiB (a regression fails there instead of eating the machine); gives what
     came out and how far the peak RSS rose over its peak after imports.
@@ -445,7 +445,7 @@ def measure(tmp_path: Path, body: bytes, max_entries: int = 1000) -> dict[str, o
         body = Path({str(tmp_path / 'feed.xml')!r}).read_bytes()
         before = peak_kib()
         try:
-            parsed = parse_feed(body, feed="x", url="http://x.example/", max_entries={max_entries})
+            parsed = parse_feed(body, feed="x", url="http://x.example/")
             out = {{"entries": len(parsed.entries), "skipped": list(parsed.skipped),
                     "titles": [e.title for e in parsed.entries[:3]]}}
         except ParseError as e:
@@ -474,10 +474,9 @@ def test_entity_bombs_cost_no_memory(tmp_path: Path, make: Callable[[], bytes]) 
 def test_a_ten_thousand_entry_feed_is_read_in_bounded_memory(tmp_path: Path) -> None:
     items = b"".join(b"<item><title>Story %d</title><link>https://x.example/s/%d</link>"
                      b"</item>" % (i, i) for i in range(10_000))
-    result = measure(tmp_path, rss(items), max_entries=1000)
-    assert result["entries"] == 1000
-    assert result["titles"] == ["Story 0", "Story 1", "Story 2"]  # the first, in order
-    assert result["skipped"] == ["9000 entries after the first 1000 (NEWSWIRE_FEED_MAX_ENTRIES)"]
+    result = measure(tmp_path, rss(items))
+    assert result["entries"] == 10_000 and result["skipped"] == []
+    assert result["titles"] == ["Story 0", "Story 1", "Story 2"]  # in document order
     assert float(result["growth_mib"]) < 64, result  # type: ignore[arg-type]
 
 
@@ -588,23 +587,34 @@ def test_hostile_feeds_are_recorded_and_do_not_stop_the_others(
         "huge": rss(items),
     }
     for name, body in bodies.items():
-        site.routes[f"/{name}"] = Response(200, {"Content-Type": "application/rss+xml"}, body)
+        site.routes[f"/{name}"] = Response(
+            200, {"Content-Type": "application/rss+xml", "ETag": f'"{name}-1"'}, body)
     write_feeds(settings.feeds_path, {name: site.url(f"/{name}") for name in bodies})
     caplog.set_level(logging.INFO, logger="newswire.scheduler")
     sched = Scheduler(settings, client)
     try:
-        report = sched.tick(T0)
+        first = sched.tick(T0)
+        # A day later every feed is due again; the huge feed's next thousand comes.
+        second = sched.tick(T0 + 86_400)
     finally:
         sched.close()
-    assert report.polled == 5
-    assert set(report.errors) == {"laughs", "binary"}
-    assert "declares XML entities" in report.errors["laughs"]
-    assert report.enqueued == 1 + 1 + 1000
-    assert len(sched.queue) == 1002
+    assert first.polled == 5
+    assert set(first.errors) == {"laughs", "binary"}
+    assert "declares XML entities" in first.errors["laughs"]
+    assert first.enqueued == 1 + 1 + 1000  # good, surrogate, and the huge feed's first 1000
     for name in ("laughs", "binary"):
-        assert sched.store.feed_state(name)["last_error"] == report.errors[name]
-    assert ("feed huge: skipped 9000 entries after the first 1000 (NEWSWIRE_FEED_MAX_ENTRIES)"
-            in caplog.messages)
+        assert sched.store.feed_state(name)["last_error"] == first.errors[name]
+    assert ("feed huge: 9000 more new entries wait for the next poll "
+            "(NEWSWIRE_FEED_MAX_ENTRIES=1000)" in caplog.messages)
+    assert second.enqueued == 1000
+    assert len(sched.queue) == 2002
+    links = {job.args[0]["link"] for job in sched.queue.get_jobs()}
+    assert {f"{site.base}/s/{i}" for i in range(2000)} <= links  # in document order
+    assert f"{site.base}/s/2000" not in links
+    hits = site.hits("/huge")
+    # Read again in full: the thousand that waited must not meet a 304.
+    assert "if-none-match" not in hits[1].headers
+    assert site.hits("/good")[1].headers["if-none-match"] == '"good-1"'
 
 
 def test_a_feed_on_the_metadata_address_is_refused_and_its_reason_kept(
