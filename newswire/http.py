@@ -320,7 +320,8 @@ class _CheckedTransport(httpx.HTTPTransport):
         super().__init__(limits=limits, trust_env=False)
         # httpx 0.28 takes no network backend, so its pool is built again with one.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            # trust_env: SSL_CERT_FILE and SSL_CERT_DIR are honoured, as httpx does.
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=True),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
