@@ -1,10 +1,12 @@
 """Hostile input: what a feed or a server can send to make newswire attack its own
 network, hang, or eat its memory, and what newswire does instead.
 
-HTTP against real loopback servers (names that must look public resolve through
-a fake ``getaddrinfo``; nothing is ever sent beyond 127.0.0.1); XML and feed
-text through :func:`parse_feed`, the ones that could grow memory in a process of
-their own whose peak RSS is measured.
+HTTP against real loopback servers, TLS with certificates made by the openssl
+command (names that must look public resolve through an in-process resolver that
+patches ``getaddrinfo``; nothing is ever sent beyond loopback); XML and feed text
+through :func:`parse_feed`, the cases that could grow memory in a process of their
+own whose peak RSS (VmHWM) is measured; then end to end through the scheduler and
+the worker against the test Redis.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def test_the_connection_goes_to_the_address_looked_up_once(
     header is still the URL's: the connection is pinned, the request unchanged."""
     site.routes["/"] = Response(200, {}, b"ok")
     port = site.server.server_address[1]
-    dns.answers["pinned.example"] = ["127.0.0.1", "192.0.2.1"]  # TEST-NET: never reached
+    dns.answers["pinned.example"] = ["127.0.0.1", "127.0.0.2"]  # a second lookup: .2
     with closing(Fetcher(strict.with_(allow_private_networks=True))) as fetcher:
         assert fetcher.get(f"http://pinned.example:{port}/", max_bytes=MiB).body == b"ok"
     assert dns.lookups == ["pinned.example"]
