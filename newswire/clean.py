@@ -21,7 +21,7 @@ from lxml.html import HtmlElement
 
 from .boilerplate import LineRules, drop_lines, prune_tree
 from .errors import ExtractError
-from .model import CleanedArticle, FeedEntry, FetchedResponse
+from .model import MAX_TITLE, CleanedArticle, FeedEntry, FetchedResponse
 from .pagemeta import PageMeta, page_meta
 from .profiles import Profiles, SiteProfile, profiles_for
 from .urls import site_of
@@ -274,7 +274,7 @@ def clean_page(
     if not has_text(kept):
         return None
     return CleanedArticle(
-        title=feed_title or meta.title,
+        title=(feed_title or meta.title)[:MAX_TITLE].strip(),
         paragraphs=kept,
         authors=authors,
         published=(entry.published if entry and entry.published else meta.published),

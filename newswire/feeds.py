@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import pyexpat
 import re
 import time
 import tomllib
@@ -17,16 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
+from feedparser.sanitizer import replace_doctype
 
 from .errors import ConfigError, NewswireError, ParseError
-from .model import FeedConfig, FeedEntry, ParsedFeed, iso
+from .model import MAX_TITLE, FeedConfig, FeedEntry, ParsedFeed, iso
 from .urls import InvalidURL, canonicalize
 
 log = logging.getLogger("newswire.feeds")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_MAX_TITLE = 1000
+_MAX_TITLE = MAX_TITLE
 _MAX_TEXT = 200_000
+#: Reasons kept for skipped entries (the rest are counted in one line).
+_MAX_REASONS = 20
+#: C0 controls but tab, newline and carriage return; DEL; lone surrogates (which
+#: cannot be encoded as UTF-8, so Redis would refuse them); U+FFFE and U+FFFF.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 # feedparser flags these, but the document itself is fine: a missing or non-XML
 # Content-Type header, or a header charset that the XML declaration overrides.
 _BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
@@ -117,8 +125,82 @@ def _utc(struct: time.struct_time | None) -> str:
 
 
 def _clip(value: Any, limit: int) -> str:
+    """``value`` as storable text: no NULs, controls or lone surrogates, at most
+    ``limit`` characters (cut before cleaning too, so a 1 MB title costs little)."""
     text = value if isinstance(value, str) else ""
-    return text.replace("\x00", "").strip()[:limit]
+    return _UNSTORABLE.sub("", text[: limit * 2]).strip()[:limit]
+
+
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _neutralise_bad_charrefs(body: bytes) -> bytes:
+    """Character references to a lone surrogate or past U+10FFFF become U+FFFD.
+
+    XML forbids them, so expat refuses the document, and feedparser's fallback
+    parser then crashes on them (``chr()`` of a surrogate cannot be encoded):
+    one bad reference would lose the whole feed.
+    """
+    if b"&#" not in body:
+        return body
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        value = int(match[1], 16) if match[1] else int(match[2])
+        return b"&#xFFFD;" if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF else match[0]
+
+    return _CHARREF.sub(fix, body)
+
+
+class _RootReached(Exception):
+    pass
+
+
+class _EntityDeclared(Exception):
+    pass
+
+
+def _refuse_entity_declarations(body: bytes, headers: dict[str, str]) -> None:
+    """Raise :class:`ParseError` if the document declares any XML entity.
+
+    Entities are how a feed expands a few kilobytes into gigabytes ("billion
+    laughs", or one large entity repeated: the quadratic blowup) or reads a
+    local file or a URL (external entities, XXE). Real feeds declare none, so
+    any declaration refuses the feed, before feedparser sees it (as defusedxml
+    does). The check reads what feedparser's parser would read (the document
+    converted to UTF-8 by feedparser itself) with expat, up to the root element
+    only: declarations can only come before it. feedparser's fallback parser
+    for ill-formed XML expands the entities its own regex finds, so those are
+    refused as well.
+    """
+
+    def entity(name: str, *_: object) -> None:
+        raise _EntityDeclared(name)
+
+    def root(*_: object) -> None:
+        raise _RootReached
+
+    data = convert_to_utf8(dict(headers), body, {})
+    parser = pyexpat.ParserCreate()
+    parser.EntityDeclHandler = entity
+    parser.StartElementHandler = root
+    declared = ""
+    try:
+        parser.Parse(data, True)
+    except _EntityDeclared as e:
+        declared = str(e)
+    except _RootReached:
+        pass
+    except pyexpat.ExpatError:
+        # Ill-formed before its root element: what is declared cannot be told apart.
+        if b"<!ENTITY" in data:
+            declared = "?"
+    if not declared:
+        declared = ", ".join(replace_doctype(data)[2])
+    if declared:
+        raise ParseError(
+            f"refused: the feed declares XML entities ({declared}); entity expansion "
+            "and external entities are not allowed"
+        )
 
 
 def _entry_link(entry: Any) -> str:
@@ -143,13 +225,21 @@ def _content(entry: Any) -> str:
 def parse_feed(body: bytes, *, feed: str, url: str, content_type: str = "") -> ParsedFeed:
     """Parse a fetched feed document into entries.
 
-    Entries without an http(s) link are skipped with a reason. A document with
-    no entries that feedparser could not read at all raises :class:`ParseError`.
+    Entries without an http(s) link are skipped with a reason (the first
+    ``_MAX_REASONS``, then a count). A document with no entries that feedparser
+    could not read at all, or one that declares XML entities, raises
+    :class:`ParseError`.
     """
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
+    _refuse_entity_declarations(body, headers)
+    body = _neutralise_bad_charrefs(body)
+    try:
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)
+    except Exception as e:  # feedparser's fallback parser can raise about anything,
+        # e.g. UnicodeEncodeError on a lone surrogate's character reference (&#55296;).
+        raise ParseError(f"unreadable feed: {type(e).__name__}: {e}") from e
     problem = ""
     exc = parsed.get("bozo_exception")
     if parsed.get("bozo") and not isinstance(exc, _BENIGN):
@@ -160,12 +250,15 @@ def parse_feed(body: bytes, *, feed: str, url: str, content_type: str = "") -> P
 
     entries: list[FeedEntry] = []
     skipped: list[str] = []
+    unlinked = 0
     for raw in parsed.entries:
-        link = _entry_link(raw).strip()
+        link = _UNSTORABLE.sub("", _entry_link(raw)).strip()
         try:
             canonical = canonicalize(link)
         except InvalidURL as e:
-            skipped.append(f"entry {_clip(raw.get('title'), 80)!r}: {e}")
+            unlinked += 1
+            if len(skipped) < _MAX_REASONS:
+                skipped.append(f"entry {_clip(raw.get('title'), 80)!r}: {e}")
             continue
         entries.append(
             FeedEntry(
@@ -182,6 +275,8 @@ def parse_feed(body: bytes, *, feed: str, url: str, content_type: str = "") -> P
                 ),
             )
         )
+    if unlinked > len(skipped):
+        skipped.append(f"{unlinked - len(skipped)} more entries without a usable link")
     if problem and not entries:
         raise ParseError(f"malformed feed: {problem}")
     ttl = None

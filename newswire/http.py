@@ -1,25 +1,43 @@
 """The HTTP adapter: one ``httpx.Client`` per process, every request bounded.
 
 Bounds: the body is cut off while streaming once it passes the limit (decoded
-bytes, so a gzip or brotli bomb stops at the same limit); one deadline covers
-the whole request with its redirects; redirects are followed by hand, at most
-``max_redirects``, so that every hop is checked before it is requested:
-only http(s), and never a loopback, private, link-local or unspecified address
-unless private networks are allowed (SSRF; the cloud metadata address
-169.254.169.254 is link-local).
+bytes, so a gzip or deflate bomb stops at the same limit; only those two are
+asked for, and any other content encoding, brotli included, is refused); one
+deadline covers the whole request with its redirects, enforced on the socket
+itself, so a server that drips its headers a byte at a time is cut off too;
+redirects are followed by hand, at most ``max_redirects``, so that every hop is
+checked before it is requested: only http(s), and never a loopback, private,
+link-local or unspecified address unless private networks are allowed (SSRF;
+the cloud metadata address 169.254.169.254 is link-local).
+
+The address checked is the address connected to: the client's network backend
+(:class:`_CheckedBackend`) resolves the host name itself, checks every address
+and connects to a checked one, so a name whose DNS answer changes between the
+check and the connection (DNS rebinding) cannot lead it to a private address.
+TLS still verifies the certificate against the host name, and the ``Host``
+header is the URL's. Proxies from the environment (``HTTP_PROXY`` ...) are not
+used, since a proxy would resolve the names itself.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import ipaddress
 import socket
+import ssl
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import closing
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from .errors import (
@@ -107,11 +125,76 @@ class _Inflater:
         return out
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries to: mapped, 6to4, Teredo or NAT64."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]  # (server, client): the client is where traffic goes
+    if ip in _NAT64:  # RFC 6052 well-known prefix: the last 32 bits are the IPv4 address
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None and not _is_public(str(inner)):
+            return False
     return ip.is_global and not ip.is_multicast
+
+
+#: The monotonic time by which the request in progress in this thread (or task)
+#: must be over; set by :meth:`Fetcher.get`, read by
+#: :class:`_DeadlineStream` and :func:`_resolve`.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "newswire_http_deadline", default=None
+)
+
+
+#: Name lookups run here, so that a request can stop waiting for one at its deadline
+#: (``getaddrinfo`` itself cannot be interrupted; the resolver's own timeouts end it).
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="newswire-dns")
+
+
+def _resolve(host: str, port: int) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` for a TCP connection; numeric forms (``2130706433``,
+    ``0x7f.1``, ``127.1``) come back as the address the system would use.
+
+    Within a :meth:`Fetcher.get`, waits no longer than what is left of its
+    deadline (``socket.gaierror`` then, like a failed lookup).
+    """
+    deadline = _DEADLINE.get()
+    lookup = partial(socket.getaddrinfo, host.strip("[]"), port, type=socket.SOCK_STREAM)
+    if deadline is None:
+        return lookup()
+    future = _LOOKUPS.submit(lookup)
+    try:
+        return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+    except FutureTimeout:
+        future.cancel()
+        raise socket.gaierror(
+            socket.EAI_AGAIN, "the lookup outlived the request's deadline"
+        ) from None
+
+
+def _refuse_non_public(host: str, infos: Iterable[tuple[Any, ...]], url: str) -> None:
+    """Raise :class:`BlockedURLError` (for ``url``; none: a bare connection) if
+    any resolved address is not public."""
+    for info in infos:
+        address = str(info[4][0])
+        if not _is_public(address):
+            reason = (
+                f"{host} resolves to non-public address {address} "
+                "(set NEWSWIRE_ALLOW_PRIVATE_NETWORKS=1 to allow)"
+            )
+            raise BlockedURLError(f"refused {url}: {reason}" if url else reason, url=url)
 
 
 def check_url(url: str, *, allow_private: bool) -> None:
@@ -120,7 +203,8 @@ def check_url(url: str, *, allow_private: bool) -> None:
     Every address the host name resolves to must be public, so that a name
     pointing at 127.0.0.1 is refused like the literal. Raises
     :class:`BlockedURLError` (no request made) or :class:`TransientFetchError`
-    when the name does not resolve.
+    when the name does not resolve. :class:`Fetcher` checks the addresses once
+    more when it connects, on the very answer it connects to.
     """
     try:
         parts = urlsplit(url)
@@ -135,17 +219,126 @@ def check_url(url: str, *, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(host, port or 80, proto=socket.IPPROTO_TCP)
+        infos = _resolve(host, port or 80)
     except (socket.gaierror, UnicodeError) as e:
         raise TransientFetchError(f"cannot resolve host {host!r}: {e}", url=url) from e
-    for info in infos:
-        address = str(info[4][0])
-        if not _is_public(address):
-            raise BlockedURLError(
-                f"refused {url}: {host} resolves to non-public address {address} "
-                "(set NEWSWIRE_ALLOW_PRIVATE_NETWORKS=1 to allow)",
-                url=url,
-            )
+    _refuse_non_public(host, infos, url)
+
+
+def _within_deadline(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left of the request's deadline.
+
+    httpx's timeouts apply to each socket operation, so a server that sends
+    one header line at a time restarts the read timeout with every line; the
+    deadline caps every operation at what is left of the whole.
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the request's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _within_deadline(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _within_deadline(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, _within_deadline(timeout, httpcore.ConnectTimeout)
+        )
+        return _DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _CheckedBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, but the name is resolved here, every address
+    checked, and the connection made to a checked address (no second lookup)."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self.allow_private = allow_private
+        self._sockets = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = _resolve(host, port)
+        except (socket.gaierror, UnicodeError) as e:
+            raise httpcore.ConnectError(f"cannot resolve host {host!r}: {e}") from e
+        if not self.allow_private:
+            _refuse_non_public(host, infos, "")
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        error: Exception = httpcore.ConnectError(f"{host!r} has no address")
+        for address in addresses:  # each a literal: create_connection does no DNS for it
+            try:
+                stream = self._sockets.connect_tcp(
+                    address, port, _within_deadline(timeout, httpcore.ConnectTimeout),
+                    local_address, socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                error = e
+                continue
+            return _DeadlineStream(stream)
+        raise error
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used for fetching")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _CheckedTransport(httpx.HTTPTransport):
+    """httpx's own transport over a :class:`_CheckedBackend`.
+
+    ``verify``: as httpx's (True: the system's trusted CAs via certifi; an
+    ``SSLContext``: that one, as the TLS tests use).
+    """
+
+    def __init__(
+        self, *, allow_private: bool, limits: httpx.Limits, verify: ssl.SSLContext | bool = True
+    ) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx 0.28 takes no network backend, so its pool is built again with one.
+        self._pool = httpcore.ConnectionPool(
+            # trust_env: SSL_CERT_FILE and SSL_CERT_DIR are honoured, as httpx does.
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=True),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_CheckedBackend(allow_private=allow_private),
+        )
 
 
 class Fetcher:
@@ -153,12 +346,15 @@ class Fetcher:
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self.client = httpx.Client(
             headers={"User-Agent": settings.user_agent},
             timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
-            transport=transport,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=transport or _CheckedTransport(
+                allow_private=settings.allow_private_networks, limits=limits
+            ),
+            limits=limits,
         )
         #: robots.txt rules per origin, for pages (None: not obeyed, by settings).
         self.robots = RobotsCache(self._robots_txt, settings.user_agent) if (
@@ -190,6 +386,24 @@ class Fetcher:
         """
         started = time.monotonic()
         deadline = started + self.settings.request_timeout
+        token = _DEADLINE.set(deadline)
+        try:
+            return self._follow(url, max_bytes=max_bytes, headers=headers, accept=accept,
+                                robots=robots, started=started, deadline=deadline)
+        finally:
+            _DEADLINE.reset(token)
+
+    def _follow(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        headers: Mapping[str, str] | None,
+        accept: str,
+        robots: bool,
+        started: float,
+        deadline: float,
+    ) -> FetchedResponse:
         # Only what _Inflater can bound (httpx would also offer br and zstd if installed).
         request_headers = {
             "Accept": accept, "Accept-Encoding": "gzip, deflate", **(headers or {})
@@ -251,7 +465,20 @@ class Fetcher:
             )
         timeout = httpx.Timeout(remaining, connect=min(self.settings.connect_timeout, remaining))
         try:
-            with self.client.stream("GET", url, headers=headers, timeout=timeout) as response:
+            request = self.client.build_request("GET", url, headers=headers, timeout=timeout)
+        except httpx.InvalidURL as e:
+            raise BlockedURLError(f"invalid URL {url!r}: {e}", url=url) from None
+        try:
+            try:
+                response = self.client.send(request, stream=True)
+            except httpx.InvalidURL as e:
+                # httpx parses a redirect's Location even when it does not follow it,
+                # and fails on some that this fetcher refuses anyway (javascript:, data:).
+                raise BlockedURLError(
+                    f"refused the redirect from {url}: its Location is not an http(s) URL "
+                    f"({e})", url=url,
+                ) from None
+            with closing(response):
                 response_headers = {k.lower(): v for k, v in response.headers.items()}
                 if response.status_code in _REDIRECTS or response.status_code >= 400:
                     return response.status_code, response_headers, b""
@@ -277,7 +504,14 @@ class Fetcher:
                         )
                     chunks.append(chunk)
                 return response.status_code, response_headers, b"".join(chunks)
+        except BlockedURLError as e:
+            if e.url:
+                raise
+            # From _CheckedBackend, at connection time: it knows the host, not the URL.
+            raise BlockedURLError(f"refused {url}: {e}", url=url) from None
         except httpx.TimeoutException as e:
-            raise TransientFetchError(f"{url}: timed out ({type(e).__name__})", url=url) from e
-        except (httpx.TransportError, httpx.InvalidURL) as e:
+            raise TransientFetchError(
+                f"{url}: timed out ({type(e).__name__}: {e})", url=url
+            ) from e
+        except httpx.TransportError as e:
             raise TransientFetchError(f"{url}: {type(e).__name__}: {e}", url=url) from e

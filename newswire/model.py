@@ -95,6 +95,11 @@ class ParsedFeed:
     #: feedparser found the XML ill-formed but still recovered entries.
     recovered_error: str = ""
 
+#: Characters kept of an article's title, from its feed or its page (README,
+#: "Hostile input"): a hostile 1 MB title would otherwise travel through RQ,
+#: the article hash, the stream and every subscriber.
+MAX_TITLE = 1000
+
 
 @dataclass(frozen=True)
 class CleanedArticle:

@@ -77,6 +77,9 @@ class Settings:
     stream_maxlen: int = 100_000
     feed_max_bytes: int = 10 * 1024 * 1024
     page_max_bytes: int = 10 * 1024 * 1024
+    #: New entries enqueued from one feed per poll, the first in document order;
+    #: the rest wait for the next polls (0: no cap).
+    feed_max_entries: int = 1000
     #: Seconds for connecting, and the total budget of one request with its redirects.
     connect_timeout: float = 10.0
     request_timeout: float = 30.0
@@ -182,6 +185,7 @@ class Settings:
             stream_maxlen=_int(env, "NEWSWIRE_STREAM_MAXLEN", 100_000) or 100_000,
             feed_max_bytes=_int(env, "NEWSWIRE_FEED_MAX_BYTES", 10 * 1024 * 1024),
             page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
+            feed_max_entries=_int(env, "NEWSWIRE_FEED_MAX_ENTRIES", 1000),
             request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
             metrics_port=_int(env, "NEWSWIRE_METRICS_PORT", 0) or None,
             poll_concurrency=_int(env, "NEWSWIRE_POLL_CONCURRENCY", 32) or 32,

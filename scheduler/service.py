@@ -223,12 +223,24 @@ class Scheduler:
             else:
                 body_hash = hashlib.blake2b(response.body, digest_size=16).hexdigest()
                 parsed = None
+                headers = response.headers
                 if body_hash != state.get("body_hash"):
                     parsed = parse_feed(
                         response.body, feed=feed.name, url=response.url,
                         content_type=response.content_type,
                     )
-                    enqueued = self.enqueue(parsed.entries)
+                    entries, waiting = self.capped(parsed.entries)
+                    enqueued = self.enqueue(entries)
+                    if waiting:
+                        log.warning(
+                            "feed %s: %d more new entries wait for the next poll "
+                            "(NEWSWIRE_FEED_MAX_ENTRIES=%d)",
+                            feed.name, waiting, self.settings.feed_max_entries,
+                        )
+                        # Read in full next time: no 304, no "unchanged" by hash.
+                        body_hash = "partial:" + body_hash
+                        headers = {k: v for k, v in headers.items()
+                                   if k not in ("etag", "last-modified")}
                     for reason in parsed.skipped:
                         log.warning("feed %s: skipped %s", feed.name, reason)
                     if parsed.recovered_error:
@@ -236,7 +248,7 @@ class Scheduler:
                                     feed.name, parsed.recovered_error)
                 result = PollResult(
                     status=response.status, url=url, permanent_url=response.permanent_url,
-                    headers=response.headers, body_hash=body_hash,
+                    headers=headers, body_hash=body_hash,
                     entries=parsed.entries if parsed else (),
                     ttl_minutes=parsed.ttl_minutes if parsed else None,
                     new_entries=enqueued,
@@ -266,6 +278,19 @@ class Scheduler:
         self._current_url[feed.name] = new_state["url"]
         self.store.save_feed_state(feed.name, new_state, due)
         return result, enqueued
+
+    def capped(self, entries: tuple[FeedEntry, ...]) -> tuple[tuple[FeedEntry, ...], int]:
+        """At most ``feed_max_entries`` of the never-seen ``entries``, in document
+        order, and how many more never-seen ones wait for a later poll.
+
+        One feed of 10,000 entries must not put 10,000 jobs ahead of every other
+        feed's at once; the rest are taken at the next polls, so none is lost.
+        """
+        limit = self.settings.feed_max_entries
+        if not limit or len(entries) <= limit:
+            return entries, 0
+        fresh = self.store.unseen(entries)
+        return tuple(fresh[:limit]), max(len(fresh) - limit, 0)
 
     def enqueue(self, entries: tuple[FeedEntry, ...]) -> int:
         """Enqueue a job for each entry never seen by guid or canonical URL.

@@ -319,12 +319,6 @@ def test_silent_server_times_out(settings: Settings) -> None:
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the deadline is not enforced while headers arrive: httpx's read timeout "
-    "restarts with every packet, so a server dripping header lines holds the request "
-    "as long as it likes",
-)
 def test_deadline_covers_a_server_dripping_headers(settings: Settings) -> None:
     client_hung_up = threading.Event()
 
