@@ -41,7 +41,7 @@ from newswire.urls import canonicalize
 from scheduler.service import Scheduler
 from tests.conftest import Response, Site, write_feeds
 from tests.test_http import raw_server, read_request
-from tests.test_worker import article_page, stored, work
+from tests.test_worker import article_page, run_jobs, stored, work
 from worker.runtime import Runtime, install
 
 MiB = 1024 * 1024
@@ -648,17 +648,7 @@ def test_an_article_link_to_a_private_address_is_never_fetched(
     entry = FeedEntry(feed="test", link=link, canonical_url=canonicalize(link), guid=link,
                       title="A story", published="2025-02-20T11:05:00Z",
                       summary="<p>What the feed said about it.</p>")
-    runtime = Runtime.create(strict_settings)
-    install(runtime)
-    sched = Scheduler(strict_settings, client)
-    try:
-        sched.enqueue((entry,))
-        work(sched, client)
-    finally:
-        install(None)
-        sched.close()
-        runtime.fetcher.close()
-        runtime.store.redis.close()
+    run_jobs(strict_settings, client, (entry,))
     assert site.requests == []
     article = stored(client, entry)
     assert article["source"] == "feed" and article["text"] == "What the feed said about it."
