@@ -108,21 +108,20 @@ NAMED_MAX_SHARE = 0.3
 NEWSLETTER_MAX_CHARS = 1200
 
 
-#: Substrings without which a cue group's pattern cannot match: a cheap test that
-#: spares the full patterns most of a page's text (measured with bench/extract.py: the
-#: patterns alone took as long as trafilatura on real pages).
-_HINTS = {
-    _DONATE_BIT: re.compile(
+#: Each cue group: its bit, the substrings without which its pattern cannot match, and
+#: its pattern. The substrings are a cheap test that spares the full pattern most of a
+#: page's text (measured with bench/extract.py: the patterns alone took as long as
+#: trafilatura on real pages).
+_CUE_GROUPS: tuple[tuple[int, re.Pattern[str], re.Pattern[str]], ...] = (
+    (_DONATE_BIT, re.compile(
         "donat|contribut|support|make a|become a|membership|patreon|gift|chip in|pledge"),
-    _READERS_BIT: re.compile(
+     _DONATE),
+    (_READERS_BIT, re.compile(
         "reader|a message from|independent|free|paywall|help|costs money|keep|before you go"),
-    _LATER_BIT: re.compile("later|not ready|no thanks|already"),
-    _NEWSLETTER_BIT: re.compile("newsletter|sign up|signup|subscri|inbox"),
-}
-_PATTERNS = {
-    _DONATE_BIT: _DONATE, _READERS_BIT: _READERS, _LATER_BIT: _LATER,
-    _NEWSLETTER_BIT: _NEWSLETTER,
-}
+     _READERS),
+    (_LATER_BIT, re.compile("later|not ready|no thanks|already"), _LATER),
+    (_NEWSLETTER_BIT, re.compile("newsletter|sign up|signup|subscri|inbox"), _NEWSLETTER),
+)
 
 
 def _cues(text: str) -> int:
@@ -132,8 +131,8 @@ def _cues(text: str) -> int:
     bits = 0
     if stripped in _LABELS or stripped.rstrip(".!?:") in _LABELS:
         bits |= _LABEL_BIT
-    for bit, hint in _HINTS.items():
-        if hint.search(stripped) and _PATTERNS[bit].search(stripped):
+    for bit, hint, pattern in _CUE_GROUPS:
+        if hint.search(stripped) and pattern.search(stripped):
             bits |= bit
     return bits
 

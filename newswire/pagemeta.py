@@ -17,13 +17,12 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from htmldate import find_date
 from lxml.html import HtmlElement
 
-from .model import iso
+from .model import iso, parse_iso
 
 #: Separators between a headline and the site name in ``<title>``.
 _TITLE_SUFFIX = re.compile(r"\s+[|\-–—:·]\s+[^|\-–—:·]{2,60}$")
@@ -95,14 +94,10 @@ def _json_ld(tree: HtmlElement) -> Iterator[dict[str, Any]]:
 def to_iso(value: str) -> str:
     """ISO 8601 UTC of a date or timestamp as pages write it ('' if unreadable). A date
     without a time is midnight UTC; a time without a zone is taken as UTC."""
-    value = value.strip()
-    if not value:
-        return ""
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso(parse_iso(value))
     except ValueError:
         return ""
-    return iso(dt if dt.tzinfo else dt.replace(tzinfo=UTC))
 
 
 def _published(tree: HtmlElement, metas: dict[str, str], ld: list[dict[str, Any]]) -> str:

@@ -106,7 +106,7 @@ def snapshot(
     """The figures; with ``failed_shown``, that many of the newest failed jobs too."""
     store = Store(client, settings)
     stats = store.stats()
-    queue = Queue(settings.queue_name, connection=client)
+    queue = Queue(settings.queue_name, connection=client, serializer=JSONSerializer)
     states = store.feed_states(feed_names).values()
     failing = sum((state.get("errors") or "0") != "0" for state in states)
     disabled = sum(state.get("disabled") == "1" for state in states)
@@ -125,8 +125,5 @@ def snapshot(
         scheduled=ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]
         failed=FailedJobRegistry(queue=queue).count,
         workers=Worker.count(queue=queue),
-        failed_jobs=failed_jobs(
-            Queue(settings.queue_name, connection=client, serializer=JSONSerializer),
-            failed_shown,
-        ) if failed_shown else (),
+        failed_jobs=failed_jobs(queue, failed_shown) if failed_shown else (),
     )
