@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from . import neardup, stories
 from .model import parse_iso
@@ -39,10 +40,15 @@ class Probe:
 
     id: str
     published: datetime
+    text: str
     shingles: frozenset[str]
     bands: tuple[str, ...]
     terms: tuple[str, ...]
-    features: stories.StoryFeatures
+
+    @cached_property
+    def features(self) -> stories.StoryFeatures:
+        """Found when a story candidate asks for them: most articles meet none."""
+        return stories.features(self.text)
 
 
 def probe(article_id: str, text: str, published: datetime) -> Probe:
@@ -50,10 +56,10 @@ def probe(article_id: str, text: str, published: datetime) -> Probe:
     return Probe(
         id=article_id,
         published=published,
+        text=text,
         shingles=shingle_set,
         bands=tuple(neardup.band_keys(neardup.signature(shingle_set))),
         terms=tuple(stories.index_terms(text)),
-        features=stories.features(text),
     )
 
 

@@ -9,6 +9,7 @@ one (the idea of reader's ``_hash_utils``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -17,6 +18,7 @@ FINGERPRINT_VERSION = 1
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
+@functools.lru_cache(maxsize=4)  # the worker asks for one text's form twice in a row
 def normalize_text(text: str) -> str:
     """Lower-case words of ``text`` separated by single spaces.
 

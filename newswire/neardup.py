@@ -61,17 +61,12 @@ def containment(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> f
     return len(a & b) / min(len(a), len(b))
 
 
-def _hash64(shingle: str) -> int:
-    value: int = struct.unpack(
-        "<Q", hashlib.blake2b(shingle.encode("utf-8"), digest_size=8).digest())[0]
-    return value
-
-
 def signature(items: Iterable[str]) -> tuple[int, ...]:
     """One-permutation MinHash of a shingle set: ``BINS`` values (empty set: all empty)."""
     bins = [_EMPTY] * BINS
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
     for item in items:
-        h = _hash64(item)
+        h = from_bytes(blake2b(item.encode("utf-8"), digest_size=8).digest(), "little")
         b = h // _SPAN
         if b >= BINS:  # the top sliver of the 64-bit range
             b = BINS - 1

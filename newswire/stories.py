@@ -111,8 +111,8 @@ def _stem(word: str) -> str:
 def content_words(text: str) -> frozenset[str]:
     """Stems of the words of ``text`` that are not function words."""
     out = set()
-    for match in _WORD.finditer(_fold(text)):
-        word = match.group().casefold().replace("’", "'")
+    for found in _WORD.findall(_fold(text)):
+        word = found.casefold().replace("’", "'")
         if word.endswith("'s"):
             word = word[:-2]
         if len(word) >= 3 and word not in _STOPWORDS:
@@ -131,8 +131,6 @@ def entities(text: str) -> Counter[str]:
     for paragraph in _fold(text).split("\n"):
         for match in _WORD.finditer(paragraph):
             word = match.group()
-            before = paragraph[max(0, match.start() - 4): match.start()].rstrip(" “\"«‘'(")
-            starts_sentence = not before or before[-1] in ".!?:;"
             if not word[0].isupper():
                 continue
             key = word.casefold().replace("’", "'")
@@ -140,6 +138,8 @@ def entities(text: str) -> Counter[str]:
                 key = key[:-2]
             if key in _STOPWORDS or len(key) < 2:
                 continue
+            before = paragraph[max(0, match.start() - 4): match.start()].rstrip(" “\"«‘'(")
+            starts_sentence = not before or before[-1] in ".!?:;"
             (initial if starts_sentence else mid)[key] += 1
     found = Counter(mid)
     for key, n in initial.items():
@@ -181,10 +181,13 @@ def index_terms(text: str, limit: int = 16) -> list[str]:
     """The terms an article is posted under in the story index: its most frequent
     entities, then its longer figures, at most ``limit``. A rewrite keeps most of
     these, so it finds its original among the postings of a few of them."""
-    named = [name for name, _ in sorted(entities(text).items(), key=lambda kv: (-kv[1], kv[0]))]
-    figures = sorted(n for n in numbers(text) if len(n) >= 2)
-    terms = [f"e:{name}" for name in named[: max(limit - 4, limit * 3 // 4)]]
-    terms += [f"n:{figure}" for figure in figures]
+    return _terms(entities(text), numbers(text), limit)
+
+
+def _terms(names: Counter[str], figures: frozenset[str], limit: int) -> list[str]:
+    ranked = [name for name, _ in sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))]
+    terms = [f"e:{name}" for name in ranked[: max(limit - 4, limit * 3 // 4)]]
+    terms += [f"n:{figure}" for figure in sorted(n for n in figures if len(n) >= 2)]
     return terms[:limit]
 
 
