@@ -126,17 +126,23 @@ with httpx.Client() as client:
 """
 
 
-def timed(commands: list[list[str]], env: dict[str, str]) -> float:
-    """Wall seconds until every command (started together) has exited with 0."""
+def timed(commands: list[list[str]], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds until every command (started together) has exited with 0, and
+    the CPU seconds (user and system) they used in all."""
     started = time.perf_counter()
     processes = [subprocess.Popen(c, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for c in commands]
+    cpu = 0.0
     for process in processes:
-        _, err = process.communicate()
+        assert process.stderr is not None
+        err = process.stderr.read()  # a full pipe would block the child
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             raise SystemExit(f"{' '.join(process.args)} failed:\n{err.decode()[-2000:]}")
-    return time.perf_counter() - started
+        cpu += usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, cpu
 
 
 def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
@@ -156,6 +162,8 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", type=int, metavar="N", help="store N articles, measure")
+    parser.add_argument("--job-batch", type=int, default=Settings().job_batch, metavar="N",
+                        help="entries per RQ job (default: %(default)s, as NEWSWIRE_JOB_BATCH)")
     args = parser.parse_args()
 
     ready, sender = mp.Pipe(duplex=False)
@@ -168,7 +176,7 @@ def main() -> int:
     server = RedisServer(folder, persist=False).start()
     client = redis.Redis.from_url(server.url)
     settings = Settings(redis_url=server.url, allow_private_networks=True,
-                        feeds_path=folder / "feeds.toml")
+                        feeds_path=folder / "feeds.toml", job_batch=args.job_batch)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSWIRE_", "REDIS_"))}
     env.update(REDIS_URL=server.url, NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
                NEWSWIRE_OBEY_ROBOTS="0", NEWSWIRE_FEEDS=str(folder / "feeds.toml"),
@@ -180,7 +188,7 @@ def main() -> int:
             before = int(client.info("memory")["used_memory"])
             enqueue(settings, client, urls)
             queued = int(client.info("memory")["used_memory"]) - before
-            seconds = timed([worker + ["--name", "memory"]], env)
+            seconds, _ = timed([worker + ["--name", "memory"]], env)
             # RSS of the finished child: the largest resident size of any waited-for child.
             peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             texts = sum(len(client.hget(k, "text") or b"")
@@ -197,20 +205,25 @@ def main() -> int:
             return 0
         floor = [sys.executable, "-c", FLOOR, server.url, *urls]
         results: dict[str, list[float]] = {"floor": [], "1 worker": [], "2 workers": []}
+        cpu: dict[str, list[float]] = {name: [] for name in results}
         for _ in range(args.repeat):
-            client.flushall()
-            results["floor"].append(timed([floor], env))
-            for name, commands in (("1 worker", [worker]), ("2 workers", [worker, worker])):
+            for name, commands in (("floor", [floor]), ("1 worker", [worker]),
+                                   ("2 workers", [worker, worker])):
                 client.flushall()
-                enqueue(settings, client, urls)
-                results[name].append(timed(commands, env))
-                stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
+                if name != "floor":
+                    enqueue(settings, client, urls)
+                wall, used = timed(commands, env)
+                results[name].append(wall)
+                cpu[name].append(used)
+                stored = sum(1 for _ in client.scan_iter(
+                    "news:article:*" if name != "floor" else "floor:*", count=1000))
                 assert stored == len(urls), f"{name}: {stored} of {len(urls)} stored"
         rate = {name: len(urls) / statistics.median(times) for name, times in results.items()}
         print(f"{len(urls)} pages, {args.repeat} runs each, medians of wall time per whole "
               f"process (start-up included), {os.cpu_count()} cores")
         for name, times in results.items():
             print(f"  {name:10} {statistics.median(times):6.2f} s  {rate[name]:6.1f} articles/s"
+                  f"  {1000 * statistics.median(cpu[name]) / len(urls):5.2f} ms CPU/article"
                   f"  (runs: {', '.join(f'{t:.2f}' for t in times)})")
         print(f"one worker / floor: {rate['1 worker'] / rate['floor']:.2f}  (target >= 0.9)")
         print(f"two workers / one:  {rate['2 workers'] / rate['1 worker']:.2f}  (target >= 1.8)")

@@ -80,6 +80,10 @@ class Settings:
     #: New entries enqueued from one feed per poll, the first in document order;
     #: the rest wait for the next polls (0: no cap).
     feed_max_entries: int = 1000
+    #: Most entries in one RQ job (:mod:`newswire.queueing`), and pages a job fetches
+    #: ahead of the one it is cleaning.
+    job_batch: int = 16
+    fetch_ahead: int = 4
     #: Seconds for connecting, and the total budget of one request with its redirects.
     connect_timeout: float = 10.0
     request_timeout: float = 30.0
@@ -186,6 +190,8 @@ class Settings:
             feed_max_bytes=_int(env, "NEWSWIRE_FEED_MAX_BYTES", 10 * 1024 * 1024),
             page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
             feed_max_entries=_int(env, "NEWSWIRE_FEED_MAX_ENTRIES", 1000),
+            job_batch=_int(env, "NEWSWIRE_JOB_BATCH", 16) or 1,
+            fetch_ahead=_int(env, "NEWSWIRE_FETCH_AHEAD", 4),
             request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
             metrics_port=_int(env, "NEWSWIRE_METRICS_PORT", 0) or None,
             poll_concurrency=_int(env, "NEWSWIRE_POLL_CONCURRENCY", 32) or 32,

@@ -88,11 +88,15 @@ def failed_jobs(queue: Queue, limit: int = FAILED_SHOWN) -> tuple[FailedJob, ...
     for job_id, job in zip(ids, jobs, strict=True):
         if job is None:
             continue
-        payload = job.args[0] if job.args and isinstance(job.args[0], dict) else {}
+        # A single job's payload, or a batch's list of them (shown by its first).
+        payloads = (job.args[0] if isinstance(job.args[0], list) else [job.args[0]]) if (
+            job.args) else []
+        payload = payloads[0] if payloads and isinstance(payloads[0], dict) else {}
+        more = f" and {len(payloads) - 1} more" if len(payloads) > 1 else ""
         ended = job.ended_at
         out.append(FailedJob(
             id=job_id,
-            url=str(payload.get("link", "")),
+            url=f"{payload.get('link', '')}{more}",
             feed=str(payload.get("feed", "")),
             failed_at=ended.strftime("%Y-%m-%dT%H:%M:%SZ") if ended else "",
             reason=_reason(job),

@@ -236,8 +236,12 @@ class Store:
 
     def stored_id(self, canonical_url: str) -> str | None:
         """The id of the article stored for this canonical URL, if any."""
-        value = self.redis.get(self.keys.url(canonical_url))
-        return _text(value) or None
+        return self.stored_ids([canonical_url])[0]
+
+    def stored_ids(self, canonical_urls: Sequence[str]) -> list[str | None]:
+        """:meth:`stored_id` of each URL, in one round trip."""
+        values = self.redis.mget([self.keys.url(u) for u in canonical_urls])
+        return [_text(v) or None for v in values]
 
     def article(self, article_id: str) -> dict[str, str]:
         return decode_hash(self.redis.hgetall(self.keys.article(article_id)))

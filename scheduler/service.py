@@ -22,16 +22,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
-from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
-from rq.serializers import JSONSerializer
 
 from newswire import metrics
 from newswire.errors import FetchError, HTTPStatusError, ParseError
 from newswire.feeds import FeedsFile, parse_feed
 from newswire.http import Fetcher
 from newswire.model import FeedConfig, FeedEntry
-from newswire.schema import job_id
+from newswire.queueing import enqueue_entries, ingest_queue
 from newswire.settings import Settings
 from newswire.store import Store
 from newswire.urls import host_of
@@ -46,10 +43,6 @@ FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
 )
-#: The worker's job. A string, so the scheduler never imports the worker.
-INGEST_JOB = "worker.jobs.ingest"
-#: RQ retries a job that raised (transient fetch failures) after these many seconds.
-RETRY_INTERVALS = [10, 60, 300]
 #: Seconds of one host's spaced-out requests that one tick takes on; the rest of
 #: that host's due feeds wait for the next tick, so one host cannot hold up a tick.
 HOST_TICK_BUDGET = 10.0
@@ -69,7 +62,7 @@ class TickReport:
 
 
 class Scheduler:
-    """Polls due feeds and enqueues one RQ job per entry never seen before."""
+    """Polls due feeds and enqueues the entries never seen before as RQ jobs."""
 
     def __init__(
         self,
@@ -83,7 +76,7 @@ class Scheduler:
         self.store = Store(client, settings)
         self.due = DueFeeds(client, self.store.keys)
         self.fetcher = fetcher or Fetcher(settings)
-        self.queue = Queue(settings.queue_name, connection=client, serializer=JSONSerializer)
+        self.queue = ingest_queue(settings, client)
         self.feeds_file = FeedsFile(settings.feeds_path)
         self.rng = rng
         self.gate = HostGate(settings.per_host_concurrency, settings.host_spacing)
@@ -293,32 +286,8 @@ class Scheduler:
         return tuple(fresh[:limit]), max(len(fresh) - limit, 0)
 
     def enqueue(self, entries: tuple[FeedEntry, ...]) -> int:
-        """Enqueue a job for each entry never seen by guid or canonical URL.
-
-        The job id comes from the canonical URL and RQ's ``unique=True`` makes
-        the check-and-save one atomic step, so a second scheduler (or this one,
-        retried after a crash) cannot enqueue the same article twice.
-        """
-        fresh = self.store.unseen(entries)
-        marked: list[tuple[FeedEntry, str]] = []
-        count = 0
-        for entry in fresh:
-            jid = job_id(entry.canonical_url)
-            try:
-                self.queue.enqueue_call(
-                    INGEST_JOB,
-                    args=[entry.to_payload()],
-                    job_id=jid,
-                    unique=True,
-                    retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-                    timeout=int(self.settings.request_timeout * 2 + 60),
-                    result_ttl=86_400,
-                    failure_ttl=7 * 86_400,
-                    description=f"ingest {entry.canonical_url}",
-                )
-                count += 1
-            except DuplicateJobError:
-                pass  # already queued, running, or done by another feed or scheduler
-            marked.append((entry, jid))
-        self.store.mark_seen(marked)
-        return count
+        """Enqueue the entries never seen by guid or canonical URL, in batches
+        (:mod:`newswire.queueing`); how many were enqueued."""
+        enqueued = enqueue_entries(self.queue, self.store.unseen(entries), self.settings)
+        self.store.mark_seen(enqueued)
+        return len(enqueued)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq import Queue
 
 from newswire.embedded import RedisServer
 from newswire.settings import Settings
@@ -190,3 +191,12 @@ def run(redis_url: str, tmp_path: Path) -> Runner:
         NEWSWIRE_HOST_SPACING_MS="0",
     )
     return Runner(env, tmp_path)
+
+
+def queued_entries(queue: Queue) -> list[dict[str, object]]:
+    """The entry payloads of the queue's jobs, in order (a batch job holds several)."""
+    payloads: list[dict[str, object]] = []
+    for job in queue.get_jobs():
+        arg = job.args[0]
+        payloads += arg if isinstance(arg, list) else [arg]
+    return payloads

@@ -30,7 +30,7 @@ from rq.serializers import JSONSerializer
 
 from newswire.feeds import load_feeds_file
 
-from .conftest import ROOT, Site, write_feeds
+from .conftest import ROOT, Site, queued_entries, write_feeds
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -306,7 +306,7 @@ def test_scheduler_service_polls_enqueues_and_stops_on_sigterm(
     queue = Queue("newswire", connection=client, serializer=JSONSerializer)
     scheduler.wait_until(
         lambda: feed_state(client, scheduler.env).get(b"last_status") == b"200"
-        and queue.count == len(PAGES), "feed polled and its entries enqueued")
+        and len(queued_entries(queue)) == len(PAGES), "feed polled and its entries enqueued")
     assert scheduler.terminate() == 0, scheduler.output()
 
 

@@ -23,7 +23,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-import scheduler.service
+import newswire.queueing
 from newswire.embedded import RedisServer
 from newswire.model import FeedEntry
 from newswire.settings import Settings
@@ -175,7 +175,7 @@ def assert_once_each(client: redis.Redis, listener: Listener, count: int, *,
 @pytest.fixture
 def immediate_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries requeued at once (read when a job is enqueued), not 10 s later."""
-    monkeypatch.setattr(scheduler.service, "RETRY_INTERVALS", [0, 0, 0])
+    monkeypatch.setattr(newswire.queueing, "RETRY_INTERVALS", [0, 0, 0])
 
 
 @pytest.mark.usefixtures("immediate_retries")
@@ -249,7 +249,7 @@ def test_a_page_that_never_recovers_is_a_failed_job_with_its_reason_and_can_be_r
     site: Site, run: Runner, client: redis.Redis, settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(scheduler.service, "RETRY_INTERVALS", [0, 0])
+    monkeypatch.setattr(newswire.queueing, "RETRY_INTERVALS", [0, 0])
     path = "/news/down"
     answers = {"status": 503}
 

@@ -39,7 +39,7 @@ from newswire.model import FeedEntry
 from newswire.settings import Settings
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
-from tests.conftest import Response, Site, write_feeds
+from tests.conftest import Response, Site, queued_entries, write_feeds
 from tests.test_http import raw_server, read_request
 from tests.test_worker import article_page, run_jobs, stored, work
 from worker.runtime import Runtime, install
@@ -610,8 +610,9 @@ def test_hostile_feeds_are_recorded_and_do_not_stop_the_others(
     assert ("feed huge: 9000 more new entries wait for the next poll "
             "(NEWSWIRE_FEED_MAX_ENTRIES=1000)" in caplog.messages)
     assert second.enqueued == 1000
-    assert len(sched.queue) == 2002
-    links = {job.args[0]["link"] for job in sched.queue.get_jobs()}
+    queued = queued_entries(sched.queue)
+    assert len(queued) == 2002
+    links = {entry["link"] for entry in queued}
     assert {f"{site.base}/s/{i}" for i in range(2000)} <= links  # in document order
     assert f"{site.base}/s/2000" not in links
     hits = site.hits("/huge")

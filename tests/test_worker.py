@@ -14,6 +14,7 @@ the interval is 0 instead of scheduling it), so the same burst run picks it up a
 from __future__ import annotations
 
 import json
+import random
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,14 +27,16 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-import scheduler.service
+import newswire.queueing
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
+from newswire.queueing import INGEST_BATCH_JOB, INGEST_JOB
 from newswire.schema import article_id, job_id
 from newswire.settings import Settings
+from newswire.status import failed_jobs
 from newswire.store import decode_hash
 from newswire.urls import canonicalize
-from scheduler.service import INGEST_JOB, Scheduler
+from scheduler.service import Scheduler
 from worker.jobs import ingest, page_canonical
 from worker.runtime import Runtime, install
 
@@ -67,7 +70,7 @@ def sched(settings: Settings, client: redis.Redis) -> Iterator[Scheduler]:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries requeued at once instead of after 10 s, 1 min and 5 min."""
-    monkeypatch.setattr(scheduler.service, "RETRY_INTERVALS", [0, 0, 0])
+    monkeypatch.setattr(newswire.queueing, "RETRY_INTERVALS", [0, 0, 0])
 
 
 def work(sched: Scheduler, client: redis.Redis) -> None:
@@ -176,7 +179,7 @@ def test_a_page_always_503_falls_back_to_the_feed_content_after_the_last_retry(
     work(sched, client)
 
     # The first try and one per retry; the last one stores what the feed carried.
-    assert len(site.hits("/down")) == 1 + len(scheduler.service.RETRY_INTERVALS)
+    assert len(site.hits("/down")) == 1 + len(newswire.queueing.RETRY_INTERVALS)
     article = stored(client, entry)
     assert article["source"] == "feed"
     assert article["text"] == "The first paragraph of the feed.\nThe second paragraph."
@@ -388,3 +391,118 @@ def run_jobs(settings: Settings, client: redis.Redis, entries: tuple[FeedEntry, 
         install(None)
         rt.fetcher.close()
         rt.store.redis.close()
+
+
+# -- batches -----------------------------------------------------------------------------
+
+
+def batch_jobs(client: redis.Redis) -> list[Job]:
+    return [Job.fetch(k.decode().removeprefix("rq:job:"), connection=client,
+                      serializer=JSONSerializer)
+            for k in client.scan_iter("rq:job:batch-*")]
+
+
+def distinct_page(seed: int) -> bytes:
+    """A page whose text shares little with any other seed's (no near-duplicates)."""
+    rng = random.Random(seed)
+    words = ("harbour council ferry bridge river winter market school hospital station "
+             "mayor budget road storm village farmer teacher court police museum library "
+             "factory airport train island forest mountain election minister energy").split()
+    paragraphs = "".join(f"<p>{' '.join(rng.choice(words) for _ in range(60))}.</p>"
+                         for _ in range(5))
+    return (f"<html><head><title>Story {seed}</title></head><body><article><h1>Story "
+            f"{seed}</h1>{paragraphs}</article></body></html>").encode()
+
+
+def batch_results(client: redis.Redis) -> list[dict[str, str]]:
+    results = [job.latest_result() for job in batch_jobs(client)]
+    assert all(r is not None and r.type == Result.Type.SUCCESSFUL for r in results)
+    return [item for r in results if r is not None for item in r.return_value["results"]]
+
+
+def test_entries_are_spread_over_the_live_workers_in_batches_of_at_most_job_batch(
+    settings: Settings,
+) -> None:
+    batch = settings.with_(job_batch=16)
+    assert newswire.queueing.batch_size(batch, 300, 0) == 16
+    assert newswire.queueing.batch_size(batch, 300, 2) == 16
+    assert newswire.queueing.batch_size(batch, 10, 5) == 2
+    assert newswire.queueing.batch_size(batch, 3, 8) == 1
+    assert newswire.queueing.batch_size(settings.with_(job_batch=1), 300, 1) == 1
+
+
+@pytest.mark.usefixtures("runtime")
+def test_one_batch_job_stores_every_entry_once_and_reports_each(
+    site: Site, settings: Settings, client: redis.Redis
+) -> None:
+    for n in range(5):
+        site.routes[f"/b{n}"] = html(distinct_page(n))
+    entries = tuple(make_entry(site, f"/b{n}") for n in range(5))
+    sched = Scheduler(settings.with_(job_batch=3), client)
+    try:
+        assert sched.enqueue(entries) == len(entries)
+        # Five entries, batches of at most three: one batch of three and one of two.
+        assert sorted(len(job.args[0]) for job in batch_jobs(client)) == [2, 3]
+        work(sched, client)
+    finally:
+        sched.close()
+
+    for n, entry in enumerate(entries):
+        assert stored(client, entry)["source"] == "page"
+        assert len(site.hits(f"/b{n}")) == 1
+    reported = batch_results(client)
+    assert sorted(r["url"] for r in reported) == sorted(e.canonical_url for e in entries)
+    assert {r["result"] for r in reported} == {"new"}
+    assert [e["type"] for e in stream(client)] == ["new"] * len(entries)
+
+
+@pytest.mark.usefixtures("runtime", "fast_retries")
+def test_an_entry_a_batch_cannot_store_goes_to_a_job_of_its_own_and_the_rest_are_stored(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    site.routes["/ok"] = html(distinct_page(1))
+    site.routes["/flaky"] = answers(html(b"busy", 503), html(distinct_page(2)))
+    site.routes["/also-ok"] = html(distinct_page(3))
+    ok, flaky, gone, also_ok = (make_entry(site, p) for p in ("/ok", "/flaky", "/gone",
+                                                              "/also-ok"))
+    assert sched.enqueue((ok, flaky, gone, also_ok)) == 4
+    assert len(batch_jobs(client)) == 1
+
+    work(sched, client)
+
+    # The batch stored what it could and handed the other two on...
+    results = {r["url"]: r for r in batch_results(client)}
+    assert results[ok.canonical_url]["result"] == results[also_ok.canonical_url]["result"] == "new"
+    assert results[flaky.canonical_url]["result"] == "requeued"
+    assert "503" in results[flaky.canonical_url]["error"]
+    assert results[flaky.canonical_url]["job"] == job_id(flaky.canonical_url)
+    assert results[gone.canonical_url]["result"] == "requeued"
+    # ...to single jobs: the flaky page was stored from the page on its second try,
+    assert stored(client, flaky)["source"] == "page"
+    assert len(site.hits("/flaky")) == 2
+    assert job_of(client, flaky).get_status() == JobStatus.FINISHED
+    # and the page with nothing to store failed with its reason, once, without retries.
+    assert stored(client, gone) == {}
+    failed = job_of(client, gone)
+    assert sched.queue.failed_job_registry.get_job_ids() == [failed.id]
+    assert "nothing to store" in failed.latest_result().exc_string
+    assert len(site.hits("/gone")) == 2  # the batch's try and the job's one
+    assert sorted(e["id"] for e in stream(client)) == sorted(
+        article_id(e.canonical_url) for e in (ok, flaky, also_ok))
+
+
+@pytest.mark.usefixtures("runtime")
+def test_a_failed_batch_is_listed_by_its_first_entry_and_how_many_more(
+    sched: Scheduler, client: redis.Redis
+) -> None:
+    # Entries without the fields a FeedEntry needs: the batch fails before any fetch.
+    payloads = [{"feed": "test", "link": f"http://news.example/{n}"} for n in range(3)]
+    sched.queue.enqueue_call(INGEST_BATCH_JOB, args=[payloads], job_id="batch-broken")
+
+    work(sched, client)
+
+    [failed] = failed_jobs(sched.queue)
+    assert failed.id == "batch-broken"
+    assert failed.url == "http://news.example/0 and 2 more"
+    assert failed.feed == "test"
+    assert "TypeError" in failed.reason

@@ -1,19 +1,28 @@
-"""The RQ job: one feed entry in, one stored article out.
+"""The RQ jobs: feed entries in, stored articles out.
 
-fetch the page → clean it → drop the site's learned boilerplate → fingerprint →
-commit (one Lua script, which also counts the page's paragraphs for its site). A page that
-can't be fetched or gives no text is replaced by the feed's own content, and the
-article says so (``source=feed``, ``fetch_error``). Transient failures raise
-while RQ has retries left (``Retry`` with backoff, set by the scheduler); a job
-with nothing to store fails with its reason in RQ's failed registry.
+For each entry: fetch the page → clean it → drop the site's learned boilerplate →
+fingerprint → commit (one Lua script, which also counts the page's paragraphs for
+its site). A page that can't be fetched or gives no text is replaced by the feed's
+own content, and the article says so (``source=feed``, ``fetch_error``).
+
+``ingest`` takes one entry: transient failures raise while RQ has retries left
+(``Retry`` with backoff); a job with nothing to store fails with its reason in
+RQ's failed registry. ``ingest_batch`` takes several (:mod:`newswire.queueing`),
+fetching the next pages while it cleans one, and hands an entry it can't store
+at once to an ``ingest`` job of its own.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
+import redis
 from rq import get_current_job
 
 from newswire import metrics
@@ -21,8 +30,9 @@ from newswire.clean import clean_feed_entry, clean_response
 from newswire.errors import ExtractError, FetchError, TransientFetchError
 from newswire.fingerprint import fingerprint
 from newswire.http import PAGE_ACCEPT
-from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
+from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, FetchedResponse, iso
 from newswire.profiles import profiles_for
+from newswire.queueing import enqueue_one, ingest_queue
 from newswire.schema import article_id
 from newswire.urls import InvalidURL, canonicalize, host_of
 
@@ -88,51 +98,108 @@ def build_record(
     )
 
 
-def fetch_and_clean(entry: FeedEntry) -> tuple[CleanedArticle | None, str, str]:
-    """Fetch the entry's page and clean it: (article or None, final URL, why not)."""
+def fetch(entry: FeedEntry) -> FetchedResponse | FetchError:
+    """The entry's page, or the error that kept it (thread-safe: batches prefetch)."""
     runtime = current()
     try:
         with metrics.FETCH_SECONDS.labels("page").time():
-            response = runtime.fetcher.get(
+            return runtime.fetcher.get(
                 entry.canonical_url, max_bytes=runtime.settings.page_max_bytes,
                 accept=PAGE_ACCEPT,
             )
-    except TransientFetchError as e:
-        if _retries_left():
-            raise
-        return None, entry.canonical_url, str(e)
     except FetchError as e:
-        return None, entry.canonical_url, str(e)
+        return e
+
+
+def prefetched(
+    entries: Sequence[FeedEntry], ahead: int
+) -> Iterator[tuple[FeedEntry, FetchedResponse | FetchError]]:
+    """Each entry with its page, in order, fetched up to ``ahead`` pages in advance
+    on threads: the next pages are on their way while this one is cleaned."""
+    if ahead < 1:
+        yield from ((entry, fetch(entry)) for entry in entries)
+        return
+    pending = iter(entries)
+    with ThreadPoolExecutor(ahead, thread_name_prefix="fetch") as pool:
+        window = deque((e, pool.submit(fetch, e)) for e in islice(pending, ahead))
+        while window:
+            entry, future = window.popleft()
+            if (following := next(pending, None)) is not None:
+                window.append((following, pool.submit(fetch, following)))
+            yield entry, future.result()
+
+
+def clean_fetched(
+    entry: FeedEntry, fetched: FetchedResponse | FetchError, *, retry_later: bool
+) -> tuple[CleanedArticle | None, str, str]:
+    """The cleaned page: (article or None, final URL, why not). A transient failure
+    is raised instead when it is to be tried again later."""
+    if isinstance(fetched, TransientFetchError) and retry_later:
+        raise fetched
+    if isinstance(fetched, FetchError):
+        return None, entry.canonical_url, str(fetched)
     try:
         with metrics.EXTRACT_SECONDS.time():
             cleaned = clean_response(
-                response, entry=entry, profiles=profiles_for(runtime.settings.profiles_dir)
+                fetched, entry=entry, profiles=profiles_for(current().settings.profiles_dir)
             )
     except ExtractError as e:
-        return None, response.url, str(e)
-    return cleaned, response.url, ""
+        return None, fetched.url, str(e)
+    return cleaned, fetched.url, ""
 
 
 def ingest(payload: dict[str, Any]) -> dict[str, str]:
     """RQ job: store the article behind one feed entry (idempotent)."""
     try:
-        return _ingest(payload)
+        entry = FeedEntry.from_payload(payload)
+        stored = current().store.stored_id(entry.canonical_url)
+        if stored:
+            return {"result": "exists", "id": stored}
+        return store_entry(entry, fetch(entry), retry_later=_retries_left())
+    except ExtractError as e:  # nothing to store: a retry cannot mend that
+        _no_retry()
+        metrics.JOB_FAILURES.labels(type(e).__name__).inc()
+        raise
     except Exception as e:
         metrics.JOB_FAILURES.labels(type(e).__name__).inc()
         raise
 
 
-def _ingest(payload: dict[str, Any]) -> dict[str, str]:
+def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    """RQ job: the articles behind a batch of feed entries, each committed on its own
+    (idempotent). An entry that can't be stored now (its page failed for the time
+    being, it has nothing to store, an error) goes back to the queue as a job of its
+    own, with RQ's retries and failed registry."""
     runtime = current()
-    entry = FeedEntry.from_payload(payload)
-    stored = runtime.store.stored_id(entry.canonical_url)
-    if stored:
-        return {"result": "exists", "id": stored}
-    cleaned, fetched_url, fetch_error = fetch_and_clean(entry)
+    entries = [FeedEntry.from_payload(p) for p in payloads]
+    stored = runtime.store.stored_ids([e.canonical_url for e in entries])
+    results = [{"url": e.canonical_url, "result": "exists", "id": sid}
+               for e, sid in zip(entries, stored, strict=True) if sid]
+    todo = [e for e, sid in zip(entries, stored, strict=True) if not sid]
+    for entry, fetched in prefetched(todo, runtime.settings.fetch_ahead):
+        try:
+            result = store_entry(entry, fetched, retry_later=True)
+        except redis.RedisError:
+            raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
+        except Exception as e:  # counted as a failure by its own job, if it fails there
+            queue = ingest_queue(runtime.settings, runtime.store.redis)
+            job = enqueue_one(queue, entry, runtime.settings) or ""
+            log.warning("article %s: %s; handed to a job of its own (%s)",
+                        entry.canonical_url, e, job or "already queued")
+            result = {"result": "requeued", "job": job, "error": str(e)}
+        results.append({"url": entry.canonical_url, **result})
+    return {"results": results}
+
+
+def store_entry(
+    entry: FeedEntry, fetched: FetchedResponse | FetchError, *, retry_later: bool
+) -> dict[str, str]:
+    """Clean the fetched page (or fall back to the feed's content), commit the article."""
+    runtime = current()
+    cleaned, fetched_url, fetch_error = clean_fetched(entry, fetched, retry_later=retry_later)
     if cleaned is None:
         cleaned = clean_feed_entry(entry)
         if cleaned is None:
-            _no_retry()
             raise ExtractError(
                 f"nothing to store for {entry.link}: {fetch_error}, "
                 "and the feed entry has no content or summary"
