@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,13 +31,14 @@ from rq.serializers import JSONSerializer
 import newswire.queueing
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
-from newswire.queueing import INGEST_BATCH_JOB, INGEST_JOB
+from newswire.queueing import INGEST_BATCH_JOB, INGEST_JOB, ingest_queue
 from newswire.schema import article_id, job_id
 from newswire.settings import Settings
 from newswire.status import failed_jobs
 from newswire.store import decode_hash
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
+from worker.__main__ import Worker
 from worker.jobs import ingest, page_canonical
 from worker.runtime import Runtime, install
 
@@ -506,3 +508,26 @@ def test_a_failed_batch_is_listed_by_its_first_entry_and_how_many_more(
     assert failed.url == "http://news.example/0 and 2 more"
     assert failed.feed == "test"
     assert "TypeError" in failed.reason
+
+
+def test_the_worker_s_listener_thread_has_ended_when_it_unsubscribes(
+    settings: Settings, client: redis.Redis
+) -> None:
+    worker = Worker([ingest_queue(settings, client)], connection=client,
+                    serializer=JSONSerializer)
+    worker.subscribe()
+    thread, pubsub = worker.pubsub_thread, worker.pubsub
+    assert thread is not None and thread.is_alive()
+    send_unsubscribe = pubsub.unsubscribe
+
+    def unsubscribe_and_let_the_listener_read_the_reply(*args: Any) -> None:
+        # The interleaving that held every exit up: the listener reads the reply before
+        # it is told to stop, and then waits 60 s for a subscription (RQ joins it 1 s).
+        send_unsubscribe(*args)
+        deadline = time.monotonic() + 5
+        while pubsub.subscribed and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    pubsub.unsubscribe = unsubscribe_and_let_the_listener_read_the_reply  # type: ignore[method-assign]
+    worker.unsubscribe()
+    assert not thread.is_alive()

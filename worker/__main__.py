@@ -60,6 +60,15 @@ class Worker(SimpleWorker):
         type(self).stopping.set()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
+    def unsubscribe(self) -> None:
+        """RQ's, with its listener thread told to stop *before* the UNSUBSCRIBE whose
+        reply wakes it. In RQ's order the listener may read that reply first, go back
+        to its 60 s wait, and hold up every exit for the whole second of RQ's join:
+        ``worker --burst`` with nothing to do took 0.6 to 1.6 s."""
+        if self.pubsub_thread is not None:
+            self.pubsub_thread.stop()
+        super().unsubscribe()  # type: ignore[no-untyped-call]
+
 
 def run(settings: Settings, *, burst: bool, name: str | None = None) -> int:
     ping(settings)
