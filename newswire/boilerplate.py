@@ -124,6 +124,10 @@ _CUE_GROUPS: tuple[tuple[int, re.Pattern[str], re.Pattern[str]], ...] = (
 )
 
 
+#: Any group's substrings: most text has none, and one search tells.
+_ANY_HINT = re.compile("|".join(hint.pattern for _, hint, _ in _CUE_GROUPS))
+
+
 def _cues(text: str) -> int:
     stripped = " ".join(text.split()).lower()
     if not stripped:
@@ -131,6 +135,8 @@ def _cues(text: str) -> int:
     bits = 0
     if stripped in _LABELS or stripped.rstrip(".!?:") in _LABELS:
         bits |= _LABEL_BIT
+    if not _ANY_HINT.search(stripped):
+        return bits
     for bit, hint, pattern in _CUE_GROUPS:
         if hint.search(stripped) and pattern.search(stripped):
             bits |= bit

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Sequence
+from itertools import islice
 
 import lxml.html
 import trafilatura
@@ -206,7 +207,9 @@ def _extract(tree: HtmlElement, url: str | None) -> list[str]:
 def has_text(paragraphs: Sequence[str]) -> bool:
     """Whether ``paragraphs`` hold an article's worth of text (:data:`MIN_WORDS`)."""
     text = " ".join(paragraphs)
-    return len(_WORD.findall(text)) >= MIN_WORDS or len(_LETTER.findall(text)) >= MIN_LETTERS
+    # Counted only as far as the bounds: an article's thousands of words need not be.
+    return (sum(1 for _ in islice(_WORD.finditer(text), MIN_WORDS)) >= MIN_WORDS
+            or sum(1 for _ in islice(_LETTER.finditer(text), MIN_LETTERS)) >= MIN_LETTERS)
 
 
 _OPEN_TITLE = re.compile(r"(<title\b[^>]*>)([^<]*)", re.IGNORECASE)
