@@ -22,7 +22,8 @@ Printed: articles per second of each, the ratio of one worker to the floor
 (1.0 = no overhead at all), and the scaling of two workers over one.
 
 ``--memory N`` instead stores N articles with one worker and prints Redis bytes
-per stored article without its text, and the worker's peak RSS.
+per stored article without its text, and the worker's RSS at every tenth of the
+way and at its peak.
 """
 
 from __future__ import annotations
@@ -157,6 +158,33 @@ def timed(commands: list[list[str]], env: dict[str, str]) -> tuple[float, float]
     return time.perf_counter() - started, cpu
 
 
+def watched(command: list[str], env: dict[str, str], client: redis.Redis,
+            count: int) -> tuple[float, float, list[tuple[int, float]]]:
+    """Run ``command`` (one worker) to its end: wall seconds, its peak RSS in MiB, and
+    its RSS each time another tenth of ``count`` articles was stored."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: list[tuple[int, float]] = []
+    step = max(1, count // 10)
+    while process.poll() is None:
+        stored = int(client.zcard("news:recent"))
+        if stored >= step * (len(samples) + 1):
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # it has just ended
+            rss_kib = next(int(line.split()[1]) for line in status.splitlines()
+                           if line.startswith("VmRSS:"))
+            samples.append((stored, rss_kib / 1024))
+        time.sleep(0.1)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed with {process.returncode}")
+    # The largest resident size of any waited-for child: the worker, just ended.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return time.perf_counter() - started, peak, samples
+
+
 def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
     entries = tuple(
         FeedEntry(feed="bench", link=u, canonical_url=canonicalize(u), guid=u,
@@ -200,9 +228,8 @@ def main() -> int:
             before = int(client.info("memory")["used_memory"])
             enqueue(settings, client, urls)
             queued = int(client.info("memory")["used_memory"]) - before
-            seconds, _ = timed([worker + ["--name", "memory"]], env)
-            # RSS of the finished child: the largest resident size of any waited-for child.
-            peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            seconds, peak_mib, samples = watched(worker + ["--name", "memory"], env, client,
+                                                 count)
             texts = sum(len(client.hget(k, "text") or b"")
                         for k in client.scan_iter("news:article:*", count=1000))
             stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
@@ -213,6 +240,8 @@ def main() -> int:
             print(f"Redis bytes per article without its text: "
                   f"{(after - before - texts) / stored:.0f} (text: {texts / stored:.0f} bytes "
                   f"on average; RQ's job records while queued: {queued / stored:.0f} bytes)")
+            print("worker RSS by articles stored: " + ", ".join(
+                f"{n}: {mib:.0f} MiB" for n, mib in samples))
             print(f"worker peak RSS after {stored} articles: {peak_mib:.0f} MiB")
             return 0
         floor = [sys.executable, "-c", FLOOR, server.url, *urls]
