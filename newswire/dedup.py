@@ -41,7 +41,7 @@ class Probe:
     id: str
     published: datetime
     text: str
-    shingles: frozenset[str]
+    shingles: frozenset[int]
     bands: tuple[str, ...]
     terms: tuple[str, ...]
 
