@@ -36,10 +36,8 @@ Parts:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -129,11 +127,10 @@ def report_pairs(results: list[tuple[dict[str, object], str, str]], title: str) 
 # -- 2. MinHash vs SimHash ------------------------------------------------------------
 
 
-def simhash(shingles: frozenset[str]) -> int:
-    """Charikar's 64-bit SimHash of a shingle set (each shingle weighs 1)."""
+def simhash(shingles: frozenset[int]) -> int:
+    """Charikar's 64-bit SimHash of a set of shingle hashes (each shingle weighs 1)."""
     weights = [0] * 64
-    for shingle in shingles:
-        h = struct.unpack("<Q", hashlib.blake2b(shingle.encode(), digest_size=8).digest())[0]
+    for h in shingles:
         for bit in range(64):
             weights[bit] += 1 if h >> bit & 1 else -1
     return sum(1 << bit for bit in range(64) if weights[bit] > 0)
