@@ -18,8 +18,9 @@ as whole processes, wall clock from start to exit, ``--repeat`` times (medians):
   dedup, commit, announce.
 * **2 workers**: two ``python -m worker --burst`` at once on the same queue.
 
-Printed: articles per second of each, the ratio of one worker to the floor
-(1.0 = no overhead at all), and the scaling of two workers over one.
+Printed: articles per second and CPU per article of each, the ratio of one worker
+to the floor (1.0 = no overhead at all) and the scaling of two workers over one;
+both also without start-up, from the same processes timed with nothing to do.
 
 ``--memory N`` instead stores N articles with one worker and prints Redis bytes
 per stored article without its text, and the worker's RSS at every tenth of the
@@ -244,30 +245,42 @@ def main() -> int:
                 f"{n}: {mib:.0f} MiB" for n, mib in samples))
             print(f"worker peak RSS after {stored} articles: {peak_mib:.0f} MiB")
             return 0
-        floor = [sys.executable, "-c", FLOOR, server.url, *urls]
-        results: dict[str, list[float]] = {"floor": [], "1 worker": [], "2 workers": []}
-        cpu: dict[str, list[float]] = {name: [] for name in results}
+        floor = [sys.executable, "-c", FLOOR, server.url]
+        runs = {"floor": [floor], "1 worker": [worker], "2 workers": [worker, worker]}
+        walls: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
+        startup: dict[str, list[float]] = {"floor": [], "worker": []}
         for _ in range(args.repeat):
-            for name, commands in (("floor", [floor]), ("1 worker", [worker]),
-                                   ("2 workers", [worker, worker])):
+            for name, commands in runs.items():
                 client.flushall()
                 if name != "floor":
                     enqueue(settings, client, urls)
-                wall, used = timed(commands, env)
-                results[name].append(wall)
+                wall, used = timed([c + urls if c is floor else c for c in commands], env)
+                walls[name].append(wall)
                 cpu[name].append(used)
                 stored = sum(1 for _ in client.scan_iter(
                     "news:article:*" if name != "floor" else "floor:*", count=1000))
                 assert stored == len(urls), f"{name}: {stored} of {len(urls)} stored"
-        rate = {name: len(urls) / statistics.median(times) for name, times in results.items()}
+            # The same processes with nothing to do: what start-up and exit cost.
+            client.flushall()
+            startup["floor"].append(timed([floor], env)[0])
+            startup["worker"].append(timed([worker], env)[0])
+        wall = {name: statistics.median(times) for name, times in walls.items()}
+        idle = {name: statistics.median(times) for name, times in startup.items()}
+        work = {name: wall[name] - idle["floor" if name == "floor" else "worker"]
+                for name in wall}
         print(f"{len(urls)} pages, {args.repeat} runs each, medians of wall time per whole "
               f"process (start-up included), {os.cpu_count()} cores")
-        for name, times in results.items():
-            print(f"  {name:10} {statistics.median(times):6.2f} s  {rate[name]:6.1f} articles/s"
+        for name, times in walls.items():
+            print(f"  {name:10} {wall[name]:6.2f} s  {len(urls) / wall[name]:6.1f} articles/s"
                   f"  {1000 * statistics.median(cpu[name]) / len(urls):5.2f} ms CPU/article"
                   f"  (runs: {', '.join(f'{t:.2f}' for t in times)})")
-        print(f"one worker / floor: {rate['1 worker'] / rate['floor']:.2f}  (target >= 0.9)")
-        print(f"two workers / one:  {rate['2 workers'] / rate['1 worker']:.2f}  (target >= 1.8)")
+        print(f"  start-up and exit with nothing to do: floor {idle['floor']:.2f} s, "
+              f"worker {idle['worker']:.2f} s")
+        print(f"one worker / floor: {wall['floor'] / wall['1 worker']:.2f}  (target >= 0.9; "
+              f"{work['floor'] / work['1 worker']:.2f} without start-up)")
+        print(f"two workers / one:  {wall['1 worker'] / wall['2 workers']:.2f}  (target >= 1.8; "
+              f"{work['1 worker'] / work['2 workers']:.2f} without start-up)")
     finally:
         client.close()
         server.stop()
