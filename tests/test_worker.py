@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from newswire.store import decode_hash
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
 from worker.__main__ import Worker
-from worker.jobs import ingest, page_canonical
+from worker.jobs import SLOW_FETCH, ingest, page_canonical
 from worker.runtime import Runtime, install
 
 from .conftest import Request, Response, Site
@@ -531,3 +532,43 @@ def test_the_worker_s_listener_thread_has_ended_when_it_unsubscribes(
     pubsub.unsubscribe = unsubscribe_and_let_the_listener_read_the_reply  # type: ignore[method-assign]
     worker.unsubscribe()
     assert not thread.is_alive()
+
+
+class InFlight:
+    """Routes that count how many of their requests are in flight at once."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def route(self, body: bytes, delay: float) -> Any:
+        def handle(_request: Request) -> Response:
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(delay)
+            with self.lock:
+                self.now -= 1
+            return html(body)
+
+        return handle
+
+
+@pytest.mark.usefixtures("runtime")
+@pytest.mark.parametrize(("delay", "most"), [(0.0, 1), (2 * SLOW_FETCH, 4)])
+def test_a_batch_fetches_ahead_only_once_pages_come_slowly(
+    site: Site, sched: Scheduler, client: redis.Redis, delay: float, most: int
+) -> None:
+    pages = InFlight()
+    for n in range(8):
+        site.routes[f"/p{n}"] = pages.route(distinct_page(n), delay)
+    entries = tuple(make_entry(site, f"/p{n}") for n in range(8))
+    assert sched.enqueue(entries) == 8
+    assert len(batch_jobs(client)) == 1
+
+    work(sched, client)
+
+    # Fast pages one at a time (threads would cost more than they hide); after a
+    # slow one, NEWSWIRE_FETCH_AHEAD (4) of them at once.
+    assert pages.most == most
+    assert all(stored(client, entry)["source"] == "page" for entry in entries)
