@@ -255,8 +255,8 @@ def main() -> int:
                 client.flushall()
                 if name != "floor":
                     enqueue(settings, client, urls)
-                wall, used = timed([c + urls if c is floor else c for c in commands], env)
-                walls[name].append(wall)
+                seconds, used = timed([c + urls if c is floor else c for c in commands], env)
+                walls[name].append(seconds)
                 cpu[name].append(used)
                 stored = sum(1 for _ in client.scan_iter(
                     "news:article:*" if name != "floor" else "floor:*", count=1000))

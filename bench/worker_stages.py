@@ -1,0 +1,130 @@
+"""Where a worker's time goes: each stage of an article, beside the floor's three.
+
+    .venv/bin/python bench/worker_stages.py [--pages 300] [--repeat 3]
+
+The same loopback site and pages as ``bench/worker_throughput.py`` and a real
+redis-server, all stages run in this one process over every page, in order:
+the floor's ``httpx`` GET, ``trafilatura.extract`` and ``HSET``; then the worker's
+own, as ``worker.jobs`` runs them: fetch, clean, learned boilerplate (one HMGET),
+the article record (fingerprint), the near-duplicate and story probe, and the
+commit (lookup and commit scripts). Printed per stage: CPU and wall milliseconds
+per article, medians of ``--repeat`` passes (Redis flushed before each), and the
+sums. What the worker spends outside these (RQ's job handling, start-up) is the
+difference to ``bench/worker_throughput.py``'s figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import trafilatura
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from worker_throughput import serve  # noqa: E402
+
+from newswire.dedup import probe  # noqa: E402
+from newswire.embedded import RedisServer  # noqa: E402
+from newswire.model import FeedEntry, parse_iso  # noqa: E402
+from newswire.settings import Settings  # noqa: E402
+from newswire.urls import canonicalize  # noqa: E402
+from worker import jobs  # noqa: E402
+from worker.runtime import Runtime, install  # noqa: E402
+
+
+class Stages:
+    """CPU and wall milliseconds per item of each stage, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, tuple[float, float]] = {}
+
+    def run(self, name: str, items: Sequence[Any], step: Callable[[Any], Any]) -> list[Any]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = [step(item) for item in items]
+        self.figures[name] = (1000 * (time.process_time() - cpu) / len(items),
+                              1000 * (time.perf_counter() - wall) / len(items))
+        return out
+
+
+def one_pass(urls: list[str], runtime: Runtime, client: redis.Redis) -> Stages:
+    client.flushall()
+    stages = Stages()
+    with httpx.Client() as http:
+        bodies = stages.run("floor: GET", urls, lambda u: http.get(u).text)
+    texts = stages.run("floor: trafilatura.extract", bodies, trafilatura.extract)
+    stages.run("floor: HSET", range(len(urls)), lambda n: client.hset(
+        f"floor:{n}", mapping={"url": urls[n], "text": texts[n] or ""}))
+    entries = [FeedEntry(feed="bench", link=u, canonical_url=canonicalize(u), guid=u,
+                         title=f"Story {n}", published="2025-02-20T11:05:00Z")
+               for n, u in enumerate(urls)]
+    pages = stages.run("worker: fetch", entries, jobs.fetch)
+    cleaned = stages.run("worker: clean", list(zip(entries, pages, strict=True)),
+                         lambda pair: jobs.clean_fetched(*pair, retry_later=True)[0])
+    min_pages = runtime.settings.boilerplate_min_pages
+    learned = stages.run("worker: learned boilerplate", cleaned,
+                         lambda article: runtime.store.without_learned(article, min_pages))
+    now = datetime.now(UTC)
+    records = stages.run(
+        "worker: record, fingerprint", list(zip(entries, learned, strict=True)),
+        lambda pair: jobs.build_record(pair[0], pair[1][0], now=now,
+                                       fetched_url=pair[0].canonical_url, blocks=pair[1][1]))
+    stages.run("worker: dedup probe", records,
+               lambda r: probe(r.id, r.text, parse_iso(r.published) or now))
+    stages.run("worker: lookup and commit", records, lambda r: runtime.store.commit(r, now))
+    return stages
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    ready, sender = mp.Pipe(duplex=False)
+    site = mp.Process(target=serve, args=(args.pages, sender), daemon=True)
+    site.start()
+    port = ready.recv()
+    urls = [f"http://127.0.0.1:{port}/a/{n}" for n in range(args.pages)]
+    folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
+    server = RedisServer(folder, persist=False).start()
+    client = redis.Redis.from_url(server.url)
+    settings = Settings(redis_url=server.url, allow_private_networks=True, obey_robots=False,
+                        feeds_path=folder / "feeds.toml")
+    runtime = Runtime.create(settings)
+    install(runtime)
+    try:
+        passes = [one_pass(urls, runtime, client) for _ in range(args.repeat)]
+    finally:
+        runtime.fetcher.close()
+        client.close()
+        server.stop()
+        site.terminate()
+    print(f"{args.pages} pages, one process, medians of {args.repeat} passes, "
+          "milliseconds per article")
+    print(f"  {'stage':30} {'CPU':>6} {'wall':>6}")
+    totals = {"floor": [0.0, 0.0], "worker": [0.0, 0.0]}
+    for stage in passes[0].figures:
+        cpu = statistics.median(p.figures[stage][0] for p in passes)
+        wall = statistics.median(p.figures[stage][1] for p in passes)
+        # The commit runs the probe again: shown apart, counted once.
+        if stage != "worker: dedup probe":
+            totals[stage.split(":")[0]][0] += cpu
+            totals[stage.split(":")[0]][1] += wall
+        print(f"  {stage:30} {cpu:6.3f} {wall:6.3f}")
+    for side, (cpu, wall) in totals.items():
+        print(f"  {side + ', all stages':30} {cpu:6.3f} {wall:6.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
