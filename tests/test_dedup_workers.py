@@ -34,7 +34,8 @@ PAGES = {  # the AFP original (shape 1) and TheJournal's edited version of it (s
 
 @pytest.fixture
 def sched(settings: Settings, client: redis.Redis) -> Iterator[Scheduler]:
-    s = Scheduler(settings, client)
+    # One job per entry, so that each of the two workers takes one of the copies.
+    s = Scheduler(settings.with_(job_batch=1), client)
     yield s
     s.close()
 
