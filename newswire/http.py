@@ -26,9 +26,10 @@ import email.utils
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
@@ -319,8 +320,101 @@ class _CheckedBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
+class _OriginPools:
+    """httpcore connection pools, one per origin (scheme, host, port), made on demand.
+
+    httpcore's pool looks at every connection it holds, twice per request, and
+    asks each idle one whether its server has hung up (a ``poll`` system call):
+    with the scheduler's connections to many hosts kept alive in one pool, that
+    scan cost more than the request itself. A pool per origin scans only that
+    origin's few connections. A pool no request has used for longer than the
+    keep-alive expiry holds only expired connections, so it is closed and
+    dropped: the pools (and their sockets) are those of the origins of the last
+    few seconds.
+    """
+
+    def __init__(self, make_pool: Callable[[], httpcore.ConnectionPool], expiry: float) -> None:
+        self._make_pool = make_pool
+        self._expiry = expiry
+        self._lock = threading.Lock()
+        #: origin -> [pool, requests using it (response bodies included), last use]
+        self._pools: dict[tuple[bytes, bytes, int | None], list[Any]] = {}
+        self._swept = time.monotonic()
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = (request.url.scheme, request.url.host, request.url.port)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._pools.get(origin)
+            if entry is None:
+                entry = self._pools[origin] = [self._make_pool(), 0, now]
+            entry[1] += 1
+            entry[2] = now
+            stale = self._sweep(now)
+        for pool in stale:
+            pool.close()
+        try:
+            response = entry[0].handle_request(request)
+        except BaseException:
+            self._release(entry)
+            raise
+        stream = response.stream
+        assert isinstance(stream, Iterable)
+        return httpcore.Response(
+            status=response.status, headers=response.headers,
+            content=_ReleasingStream(stream, partial(self._release, entry)),
+            extensions=response.extensions,
+        )
+
+    def _release(self, entry: list[Any]) -> None:
+        with self._lock:
+            entry[1] -= 1
+            entry[2] = time.monotonic()
+
+    def _sweep(self, now: float) -> list[httpcore.ConnectionPool]:
+        """Under the lock: take out the pools unused for longer than the expiry."""
+        if now - self._swept < self._expiry:
+            return []
+        self._swept = now
+        stale = [origin for origin, (_, users, last) in self._pools.items()
+                 if not users and now - last > self._expiry]
+        return [self._pools.pop(origin)[0] for origin in stale]
+
+    def connections(self) -> dict[tuple[bytes, bytes, int | None], int]:
+        """Connections open or opening, by origin (scheme, host, port)."""
+        with self._lock:
+            return {origin: len(entry[0].connections) for origin, entry in self._pools.items()}
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for pool, _, _ in pools.values():
+            pool.close()
+
+
+class _ReleasingStream:
+    """A response body that tells its :class:`_OriginPools` entry when it is closed."""
+
+    def __init__(self, stream: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._stream
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._stream, "close", None)
+            if close is not None:
+                close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
 class _CheckedTransport(httpx.HTTPTransport):
-    """httpx's own transport over a :class:`_CheckedBackend`.
+    """httpx's own transport over a :class:`_CheckedBackend`, a pool per origin.
 
     ``verify``: as httpx's (True: the system's trusted CAs via certifi; an
     ``SSLContext``: that one, as the TLS tests use).
@@ -330,15 +424,22 @@ class _CheckedTransport(httpx.HTTPTransport):
         self, *, allow_private: bool, limits: httpx.Limits, verify: ssl.SSLContext | bool = True
     ) -> None:
         super().__init__(limits=limits, trust_env=False)
-        # httpx 0.28 takes no network backend, so its pool is built again with one.
-        self._pool = httpcore.ConnectionPool(
-            # trust_env: SSL_CERT_FILE and SSL_CERT_DIR are honoured, as httpx does.
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=True),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_CheckedBackend(allow_private=allow_private),
+        # trust_env: SSL_CERT_FILE and SSL_CERT_DIR are honoured, as httpx does.
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=True)
+        backend = _CheckedBackend(allow_private=allow_private)
+        expiry = 5.0 if limits.keepalive_expiry is None else limits.keepalive_expiry
+        # httpx 0.28 takes no network backend, so its pool is replaced by ours.
+        self.pools = _OriginPools(
+            lambda: httpcore.ConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=backend,
+            ),
+            expiry,
         )
+        self._pool = self.pools  # type: ignore[assignment]
 
 
 class Fetcher:
