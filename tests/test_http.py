@@ -250,6 +250,23 @@ def test_permanent_url_is_where_the_leading_permanent_redirects_lead(
     assert response.permanent_url == (site.url(moved_to) if moved_to else None)
 
 
+def test_a_cookie_set_by_a_redirect_is_sent_on_its_next_hops_only(
+    site: Site, fetcher: Fetcher
+) -> None:
+    """A consent or cookie-check redirect works; the cookie is not kept for later gets."""
+    site.routes["/check"] = Response(302, {"Location": "/story", "Set-Cookie": "seen=1; Path=/"})
+
+    def story(request: Request) -> Response:
+        if request.headers.get("cookie") == "seen=1":
+            return Response(200, {}, b"the story")
+        return Response(302, {"Location": "/check"})
+
+    site.routes["/story"] = story
+    assert fetcher.get(site.url("/check"), max_bytes=MiB).body == b"the story"
+    assert fetcher.get(site.url("/story"), max_bytes=MiB).body == b"the story"
+    assert [r.headers.get("cookie") for r in site.hits("/story")] == ["seen=1", None, "seen=1"]
+
+
 def test_redirect_to_itself_is_a_loop(site: Site, fetcher: Fetcher) -> None:
     site.routes["/loop"] = Response(301, {"Location": "/loop"})
     with pytest.raises(FetchError, match="loop") as e:
