@@ -156,10 +156,12 @@ class Scheduler:
         self._collect(report, block=False)
         limit = None if wait else max(0, 2 * self.settings.poll_concurrency - self.in_flight)
         due = self.due_feeds(now, limit) if limit != 0 else []
-        claimed = set(self.due.claim([f.name for f in due], now, now + POLL_LEASE))
+        claimed = self.due.claim([f.name for f in due], now, now + POLL_LEASE)
+        # Read in one round trip for the whole tick; only the claim's holder changes them.
+        states = self.store.feed_states(claimed)
         for feed in due:
-            if feed.name in claimed:
-                future = self._pool.submit(self.poll_feed, feed, now)
+            if feed.name in states:
+                future = self._pool.submit(self.poll_feed, feed, now, states[feed.name])
                 self._inflight[feed.name] = (self.host(feed), future)
         if wait:
             self._collect(report, block=True)
@@ -193,10 +195,14 @@ class Scheduler:
 
     # -- one feed --------------------------------------------------------------
 
-    def poll_feed(self, feed: FeedConfig, now: float) -> tuple[PollResult, int]:
+    def poll_feed(
+        self, feed: FeedConfig, now: float, state: dict[str, str] | None = None
+    ) -> tuple[PollResult, int]:
         """Fetch, parse and enqueue one feed; record its state. Never raises for
-        the feed's own faults: they become its ``last_error``."""
-        state = self.store.feed_state(feed.name)
+        the feed's own faults: they become its ``last_error``. ``state``: the
+        feed's stored state, if the caller has read it already."""
+        if state is None:
+            state = self.store.feed_state(feed.name)
         same_url = state.get("config_url") == feed.url
         if state and not same_url:
             # The file names another URL now: start afresh, validators and all.

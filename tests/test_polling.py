@@ -425,10 +425,10 @@ def test_a_poll_that_crashes_does_not_stop_the_others(
                                      "bad": (site.url("/bad"), 900)})
     poll = scheduler.poll_feed
 
-    def crashing(feed: Any, now: float) -> Any:
+    def crashing(feed: Any, now: float, *state: Any) -> Any:
         if feed.name == "bad":
             raise RuntimeError("a bug")
-        return poll(feed, now)
+        return poll(feed, now, *state)
 
     monkeypatch.setattr(scheduler, "poll_feed", crashing)
     report = scheduler.tick(T0)
