@@ -1,4 +1,4 @@
-"""The HTTP adapter: one ``httpx.Client`` per process, every request bounded.
+"""The HTTP adapter: one httpx transport per process, every request bounded.
 
 Bounds: the body is cut off while streaming once it passes the limit (decoded
 bytes, so a gzip or deflate bomb stops at the same limit; only those two are
@@ -17,6 +17,9 @@ check and the connection (DNS rebinding) cannot lead it to a private address.
 TLS still verifies the certificate against the host name, and the ``Host``
 header is the URL's. Proxies from the environment (``HTTP_PROXY`` ...) are not
 used, since a proxy would resolve the names itself.
+
+Connections are kept alive in a small pool per origin (:class:`_OriginPools`),
+and requests go to the transport without an ``httpx.Client`` (:class:`Fetcher`).
 """
 
 from __future__ import annotations
