@@ -333,7 +333,9 @@ class _OriginPools:
     origin's few connections. A pool no request has used for longer than the
     keep-alive expiry holds only expired connections, so it is closed and
     dropped: the pools (and their sockets) are those of the origins of the last
-    few seconds.
+    few seconds. ``max_connections`` is per origin now; what bounds the
+    connections open at once is the callers' concurrency (the scheduler's
+    ``poll_concurrency`` threads, one request at a time in a worker).
     """
 
     def __init__(self, make_pool: Callable[[], httpcore.ConnectionPool], expiry: float) -> None:
