@@ -106,8 +106,19 @@ class Scheduler:
         self._inflight: dict[str, tuple[str, Future[Polled]]] = {}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)  # polls in flight finish and record their state
-        self.fetcher.close()
+        """Let the polls in flight finish and record their feeds' states, then close."""
+        self._pool.shutdown(wait=True)
+        try:
+            self._record(self._collect_all())
+        except redis.RedisError as e:  # their leases lapse: polled again in 5 minutes
+            log.warning("could not record the last polls' feed states: %s", e)
+        finally:
+            self.fetcher.close()
+
+    def _collect_all(self) -> TickReport:
+        report = TickReport()
+        self._collect(report, block=True)
+        return report
 
     @property
     def in_flight(self) -> int:
@@ -175,13 +186,16 @@ class Scheduler:
                 self._inflight[feed.name] = (self.host(feed), future)
         if wait:
             self._collect(report, block=True)
+        self._record(report)
+        return report
+
+    def _record(self, report: TickReport) -> None:
         self.store.incr_stats({
             "feeds_polled": report.polled,
             "feeds_not_modified": report.statuses.get("304", 0),
             "feed_errors": len(report.errors),
             "entries_enqueued": report.enqueued,
         })
-        return report
 
     def _collect(self, report: TickReport, *, block: bool) -> None:
         """Move finished polls (with ``block``: all of them, once done) into ``report``

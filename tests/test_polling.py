@@ -464,6 +464,31 @@ def test_the_loop_does_not_wait_for_a_slow_feed(
     assert len(site.hits("/fast")) == 2 and len(site.hits("/slow")) == 1
 
 
+def test_polls_in_flight_at_close_record_their_state(
+    site: Site, settings: Settings, redis_url: str
+) -> None:
+    """States are written when a tick collects its polls; close() collects the last ones."""
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        release.wait(10)
+        return Response(200, RSS_TYPE, rss(site.base, [("slow", None)]))
+
+    site.routes["/slow"] = slow
+    feeds_file(settings.feeds_path, {"slow": (site.url("/slow"), 60)})
+    client = redis.Redis.from_url(redis_url)
+    scheduler = Scheduler(settings, client, rng=lambda: 0.5)
+    try:
+        assert scheduler.tick(T0, wait=False).polled == 0 and scheduler.in_flight == 1
+        release.set()
+        scheduler.close()
+        assert scheduler.store.feed_state("slow")["last_status"] == "200"
+        assert scheduler.due.next_time() == T0 + 60  # its lease ended
+        assert scheduler.store.stats()["feeds_polled"] == 1
+    finally:
+        client.close()
+
+
 def test_once_polls_every_due_feed_in_batches(
     site: Site, settings: Settings, redis_url: str
 ) -> None:
