@@ -365,10 +365,13 @@ class Store:
             pipe.hgetall(self.keys.feed(name))
         return {name: decode_hash(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
 
-    def save_feed_state(self, name: str, state: Mapping[str, str], next_check: float) -> None:
+    def save_feed_states(self, saves: Sequence[tuple[str, Mapping[str, str], float]]) -> None:
+        """Record each (name, state, next check): the feed's state hash and its time in
+        the due set, which ends its lease. One transaction, one round trip."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.feed(name), mapping=dict(state))  # type: ignore[arg-type]
-        pipe.zadd(self.keys.feeds_due, {name: next_check})
+        for name, state, next_check in saves:
+            pipe.hset(self.keys.feed(name), mapping=dict(state))  # type: ignore[arg-type]
+            pipe.zadd(self.keys.feeds_due, {name: next_check})
         pipe.execute()
 
     def incr_stats(self, counts: Mapping[str, int]) -> None:

@@ -51,6 +51,16 @@ HOST_TICK_BUDGET = 10.0
 RESYNC_EVERY = 300.0
 
 
+@dataclass(frozen=True)
+class Polled:
+    """One poll done: what came of it, and the feed's state to record."""
+
+    result: PollResult
+    enqueued: int
+    state: dict[str, str]
+    next_check: float
+
+
 @dataclass
 class TickReport:
     """What one tick did."""
@@ -86,11 +96,22 @@ class Scheduler:
         #: Where each feed was last polled (after a confirmed move), for its host.
         self._current_url: dict[str, str] = {}
         #: Polls submitted by ticks that did not wait for them: feed -> (host, future).
-        self._inflight: dict[str, tuple[str, Future[tuple[PollResult, int]]]] = {}
+        self._inflight: dict[str, tuple[str, Future[Polled]]] = {}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)  # polls in flight finish and record their state
-        self.fetcher.close()
+        """Let the polls in flight finish and record their feeds' states, then close."""
+        self._pool.shutdown(wait=True)
+        try:
+            self._record(self._collect_all())
+        except redis.RedisError as e:  # their leases lapse: polled again in 5 minutes
+            log.warning("could not record the last polls' feed states: %s", e)
+        finally:
+            self.fetcher.close()
+
+    def _collect_all(self) -> TickReport:
+        report = TickReport()
+        self._collect(report, block=True)
+        return report
 
     @property
     def in_flight(self) -> int:
@@ -149,33 +170,48 @@ class Scheduler:
         self._collect(report, block=False)
         limit = None if wait else max(0, 2 * self.settings.poll_concurrency - self.in_flight)
         due = self.due_feeds(now, limit) if limit != 0 else []
-        claimed = set(self.due.claim([f.name for f in due], now, now + POLL_LEASE))
+        claimed = self.due.claim([f.name for f in due], now, now + POLL_LEASE)
+        # Read in one round trip for the whole tick; only the claim's holder changes them.
+        states = self.store.feed_states(claimed)
         for feed in due:
-            if feed.name in claimed:
-                future = self._pool.submit(self.poll_feed, feed, now)
+            if feed.name in states:
+                future = self._pool.submit(self.poll_feed, feed, now, states[feed.name])
                 self._inflight[feed.name] = (self.host(feed), future)
         if wait:
             self._collect(report, block=True)
+        self._record(report)
+        return report
+
+    def _record(self, report: TickReport) -> None:
         self.store.incr_stats({
             "feeds_polled": report.polled,
             "feeds_not_modified": report.statuses.get("304", 0),
             "feed_errors": len(report.errors),
             "entries_enqueued": report.enqueued,
         })
-        return report
 
     def _collect(self, report: TickReport, *, block: bool) -> None:
-        """Move finished polls (with ``block``: all of them, once done) into ``report``."""
+        """Move finished polls (with ``block``: all of them, once done) into ``report``
+        and record their feeds' states, all in one round trip.
+
+        Until then a polled feed stays leased to this scheduler, so no other polls
+        it; if this one dies first, the lease lapses and the feed is polled again
+        (its new entries were marked seen as they were enqueued: none is enqueued
+        twice).
+        """
+        done: list[tuple[str, dict[str, str], float]] = []
         for name, (_, future) in list(self._inflight.items()):
             if not block and not future.done():
                 continue
             del self._inflight[name]
             try:
-                result, enqueued = future.result()
+                polled = future.result()
             except Exception as e:  # a bug or Redis failing mid-poll: the others go on
                 log.exception("feed %s: poll failed", name)
                 report.errors[name] = f"internal error: {type(e).__name__}: {e}"
                 continue  # the lease lapses and the feed is polled again
+            done.append((name, polled.state, polled.next_check))
+            result, enqueued = polled.result, polled.enqueued
             metrics.observe_poll(result.status)
             metrics.ENTRIES_ENQUEUED.inc(enqueued)
             report.polled += 1
@@ -183,13 +219,20 @@ class Scheduler:
             report.enqueued += enqueued
             if result.error:
                 report.errors[name] = result.error
+        if done:
+            self.store.save_feed_states(done)
 
     # -- one feed --------------------------------------------------------------
 
-    def poll_feed(self, feed: FeedConfig, now: float) -> tuple[PollResult, int]:
-        """Fetch, parse and enqueue one feed; record its state. Never raises for
-        the feed's own faults: they become its ``last_error``."""
-        state = self.store.feed_state(feed.name)
+    def poll_feed(
+        self, feed: FeedConfig, now: float, state: dict[str, str] | None = None
+    ) -> Polled:
+        """Fetch, parse and enqueue one feed; its new state comes back, for the tick
+        to record. Never raises for the feed's own faults: they become its
+        ``last_error``. ``state``: the feed's stored state, if the caller has
+        read it already."""
+        if state is None:
+            state = self.store.feed_state(feed.name)
         same_url = state.get("config_url") == feed.url
         if state and not same_url:
             # The file names another URL now: start afresh, validators and all.
@@ -269,8 +312,7 @@ class Scheduler:
             log.info("feed %s: moved permanently to %s", feed.name, new_state["url"])
         new_state["name"] = feed.name
         self._current_url[feed.name] = new_state["url"]
-        self.store.save_feed_state(feed.name, new_state, due)
-        return result, enqueued
+        return Polled(result, enqueued, new_state, due)
 
     def capped(self, entries: tuple[FeedEntry, ...]) -> tuple[tuple[FeedEntry, ...], int]:
         """At most ``feed_max_entries`` of the never-seen ``entries``, in document

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from newswire.clean import paragraphs_from_html
 from newswire.errors import ConfigError, ParseError
 from newswire.feeds import load_feeds_file, parse_feed
 from newswire.settings import shipped_feeds_file
@@ -115,3 +116,18 @@ def test_entries_with_unusable_links_are_skipped_with_a_reason() -> None:
     parsed = parse_feed(body, feed="x", url=BASE)
     assert [e.title for e in parsed.entries] == ["ok"]
     assert len(parsed.skipped) == 2 and "javascript" in parsed.skipped[0]
+
+
+def test_relative_entry_links_resolve_and_content_keeps_its_text() -> None:
+    """Entry links are resolved against the feed's URL; relative links inside an
+    entry's HTML are left as they are (only its text is kept)."""
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<link>/</link><item><title>One</title><link>/news/1?utm_source=x</link>"
+        b"<description>&lt;p&gt;Read &lt;a href=&quot;/more&quot;&gt;more&lt;/a&gt; here."
+        b"&lt;/p&gt;</description></item></channel></rss>"
+    )
+    (entry,) = parse_feed(body, feed="f", url=BASE + "/feed.xml").entries
+    assert entry.link == BASE + "/news/1?utm_source=x"
+    assert entry.canonical_url == BASE + "/news/1"
+    assert paragraphs_from_html(entry.summary) == ("Read more here.",)

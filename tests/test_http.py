@@ -31,7 +31,7 @@ from newswire.errors import (
     TooLargeError,
     TransientFetchError,
 )
-from newswire.http import Fetcher, check_url, retry_after_seconds
+from newswire.http import Fetcher, _CheckedTransport, check_url, retry_after_seconds
 from newswire.settings import Settings
 from tests.conftest import Request, Response, Site
 
@@ -127,6 +127,27 @@ def test_user_agent_and_accept(site: Site, fetcher: Fetcher) -> None:
     assert headers["user-agent"] == f"newswire/{__version__} (+{PROJECT_URL})"
     assert re.fullmatch(r"newswire/\d+\.\d+\S* \(\+https://\S+\)", headers["user-agent"])
     assert headers["accept"] == "application/rss+xml"
+
+
+def test_connections_are_kept_per_origin_and_dropped_once_expired(settings: Settings) -> None:
+    """One pool per origin: each origin's connection is reused while it is used, and the
+    pool of an origin left unused for longer than the keep-alive expiry is closed."""
+    sites = [Site("127.0.0.1"), Site("127.0.0.2")]
+    transport = _CheckedTransport(allow_private=True, limits=httpx.Limits(keepalive_expiry=0.3))
+    try:
+        with closing(Fetcher(settings, transport=transport)) as fetcher:
+            for s in sites:
+                s.routes["/feed"] = Response(200, {}, b"ok")
+            for _ in range(3):
+                for s in sites:
+                    assert fetcher.get(s.url("/feed"), max_bytes=MiB).body == b"ok"
+            assert sorted(transport.pools.connections().values()) == [1, 1]
+            time.sleep(0.5)
+            assert fetcher.get(sites[1].url("/feed"), max_bytes=MiB).body == b"ok"
+            assert [host for _, host, _ in transport.pools.connections()] == [b"127.0.0.2"]
+    finally:
+        for s in sites:
+            s.close()
 
 
 # -- size limits ---------------------------------------------------------------
@@ -227,6 +248,23 @@ def test_permanent_url_is_where_the_leading_permanent_redirects_lead(
     response = fetcher.get(site.url("/0"), max_bytes=MiB)
     assert (response.status, response.body, response.url) == (200, b"here", site.url(final))
     assert response.permanent_url == (site.url(moved_to) if moved_to else None)
+
+
+def test_a_cookie_set_by_a_redirect_is_sent_on_its_next_hops_only(
+    site: Site, fetcher: Fetcher
+) -> None:
+    """A consent or cookie-check redirect works; the cookie is not kept for later gets."""
+    site.routes["/check"] = Response(302, {"Location": "/story", "Set-Cookie": "seen=1; Path=/"})
+
+    def story(request: Request) -> Response:
+        if request.headers.get("cookie") == "seen=1":
+            return Response(200, {}, b"the story")
+        return Response(302, {"Location": "/check"})
+
+    site.routes["/story"] = story
+    assert fetcher.get(site.url("/check"), max_bytes=MiB).body == b"the story"
+    assert fetcher.get(site.url("/story"), max_bytes=MiB).body == b"the story"
+    assert [r.headers.get("cookie") for r in site.hits("/story")] == ["seen=1", None, "seen=1"]
 
 
 def test_redirect_to_itself_is_a_loop(site: Site, fetcher: Fetcher) -> None:

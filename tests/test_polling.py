@@ -425,10 +425,10 @@ def test_a_poll_that_crashes_does_not_stop_the_others(
                                      "bad": (site.url("/bad"), 900)})
     poll = scheduler.poll_feed
 
-    def crashing(feed: Any, now: float) -> Any:
+    def crashing(feed: Any, now: float, *state: Any) -> Any:
         if feed.name == "bad":
             raise RuntimeError("a bug")
-        return poll(feed, now)
+        return poll(feed, now, *state)
 
     monkeypatch.setattr(scheduler, "poll_feed", crashing)
     report = scheduler.tick(T0)
@@ -462,6 +462,31 @@ def test_the_loop_does_not_wait_for_a_slow_feed(
     last = scheduler.tick(T0 + 61, wait=True)  # nothing new is due; waits for both
     assert last.polled == 2 and scheduler.in_flight == 0
     assert len(site.hits("/fast")) == 2 and len(site.hits("/slow")) == 1
+
+
+def test_polls_in_flight_at_close_record_their_state(
+    site: Site, settings: Settings, redis_url: str
+) -> None:
+    """States are written when a tick collects its polls; close() collects the last ones."""
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        release.wait(10)
+        return Response(200, RSS_TYPE, rss(site.base, [("slow", None)]))
+
+    site.routes["/slow"] = slow
+    feeds_file(settings.feeds_path, {"slow": (site.url("/slow"), 60)})
+    client = redis.Redis.from_url(redis_url)
+    scheduler = Scheduler(settings, client, rng=lambda: 0.5)
+    try:
+        assert scheduler.tick(T0, wait=False).polled == 0 and scheduler.in_flight == 1
+        release.set()
+        scheduler.close()
+        assert scheduler.store.feed_state("slow")["last_status"] == "200"
+        assert scheduler.due.next_time() == T0 + 60  # its lease ended
+        assert scheduler.store.stats()["feeds_polled"] == 1
+    finally:
+        client.close()
 
 
 def test_once_polls_every_due_feed_in_batches(
