@@ -17,6 +17,9 @@ as whole processes, wall clock from start to exit, ``--repeat`` times (medians):
   (not timed), then ``python -m worker --burst``: fetch, clean, fingerprint,
   dedup, commit, announce.
 * **2 workers**: two ``python -m worker --burst`` at once on the same queue.
+* **2 floors**: two floor processes at once, each over half the URLs: how far two
+  processes scale on this machine at all (they share its cores with the site and
+  Redis, and its caches), the ceiling for the two workers.
 
 Printed: articles per second and CPU per article of each, the ratio of one worker
 to the floor (1.0 = no overhead at all) and the scaling of two workers over one;
@@ -134,9 +137,9 @@ import sys, httpx, redis, trafilatura
 urls, url = sys.argv[2:], sys.argv[1]
 r = redis.Redis.from_url(url)
 with httpx.Client() as client:
-    for n, u in enumerate(urls):
+    for u in urls:
         text = trafilatura.extract(client.get(u).text) or ""
-        r.hset(f"floor:{n}", mapping={"url": u, "text": text})
+        r.hset(f"floor:{u}", mapping={"url": u, "text": text})
 """
 
 
@@ -246,20 +249,23 @@ def main() -> int:
             print(f"worker peak RSS after {stored} articles: {peak_mib:.0f} MiB")
             return 0
         floor = [sys.executable, "-c", FLOOR, server.url]
-        runs = {"floor": [floor], "1 worker": [worker], "2 workers": [worker, worker]}
+        half = len(urls) // 2
+        runs = {"floor": [floor + urls],
+                "2 floors": [floor + urls[:half], floor + urls[half:]],
+                "1 worker": [worker], "2 workers": [worker, worker]}
         walls: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         startup: dict[str, list[float]] = {"floor": [], "worker": []}
         for _ in range(args.repeat):
             for name, commands in runs.items():
                 client.flushall()
-                if name != "floor":
+                if "worker" in name:
                     enqueue(settings, client, urls)
-                seconds, used = timed([c + urls if c is floor else c for c in commands], env)
+                seconds, used = timed(commands, env)
                 walls[name].append(seconds)
                 cpu[name].append(used)
                 stored = sum(1 for _ in client.scan_iter(
-                    "news:article:*" if name != "floor" else "floor:*", count=1000))
+                    "news:article:*" if "worker" in name else "floor:*", count=1000))
                 assert stored == len(urls), f"{name}: {stored} of {len(urls)} stored"
             # The same processes with nothing to do: what start-up and exit cost.
             client.flushall()
@@ -267,7 +273,7 @@ def main() -> int:
             startup["worker"].append(timed([worker], env)[0])
         wall = {name: statistics.median(times) for name, times in walls.items()}
         idle = {name: statistics.median(times) for name, times in startup.items()}
-        work = {name: wall[name] - idle["floor" if name == "floor" else "worker"]
+        work = {name: wall[name] - idle["worker" if "worker" in name else "floor"]
                 for name in wall}
         print(f"{len(urls)} pages, {args.repeat} runs each, medians of wall time per whole "
               f"process (start-up included), {os.cpu_count()} cores")
@@ -281,6 +287,9 @@ def main() -> int:
               f"{work['floor'] / work['1 worker']:.2f} without start-up)")
         print(f"two workers / one:  {wall['1 worker'] / wall['2 workers']:.2f}  (target >= 1.8; "
               f"{work['1 worker'] / work['2 workers']:.2f} without start-up)")
+        print(f"two floors / one (this machine's own ceiling for the line above): "
+              f"{wall['floor'] / wall['2 floors']:.2f}  "
+              f"({work['floor'] / work['2 floors']:.2f} without start-up)")
     finally:
         client.close()
         server.stop()
