@@ -37,7 +37,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
-import resource
 import socket
 import statistics
 import subprocess
@@ -162,31 +161,37 @@ def timed(commands: list[list[str]], env: dict[str, str]) -> tuple[float, float]
     return time.perf_counter() - started, cpu
 
 
+def _rss_mib(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None  # it has just ended
+    return next(int(line.split()[1]) for line in status.splitlines()
+                if line.startswith("VmRSS:")) / 1024
+
+
 def watched(command: list[str], env: dict[str, str], client: redis.Redis,
             count: int) -> tuple[float, float, list[tuple[int, float]]]:
-    """Run ``command`` (one worker) to its end: wall seconds, its peak RSS in MiB, and
-    its RSS each time another tenth of ``count`` articles was stored."""
+    """Run ``command`` (one worker) to its end: wall seconds, the largest RSS in MiB
+    seen in ten looks a second, and its RSS each time another tenth of ``count``
+    articles was stored."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples: list[tuple[int, float]] = []
+    largest = 0.0
     step = max(1, count // 10)
     while process.poll() is None:
         stored = int(client.zcard("news:recent"))
-        if stored >= step * (len(samples) + 1):
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # it has just ended
-            rss_kib = next(int(line.split()[1]) for line in status.splitlines()
-                           if line.startswith("VmRSS:"))
-            samples.append((stored, rss_kib / 1024))
+        rss = _rss_mib(process.pid)
+        if rss is not None:
+            largest = max(largest, rss)
+            if stored >= step * (len(samples) + 1):
+                samples.append((stored, rss))
         time.sleep(0.1)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed with {process.returncode}")
-    # The largest resident size of any waited-for child: the worker, just ended.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return time.perf_counter() - started, peak, samples
+    return time.perf_counter() - started, largest, samples
 
 
 def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
@@ -246,7 +251,7 @@ def main() -> int:
                   f"on average; RQ's job records while queued: {queued / stored:.0f} bytes)")
             print("worker RSS by articles stored: " + ", ".join(
                 f"{n}: {mib:.0f} MiB" for n, mib in samples))
-            print(f"worker peak RSS after {stored} articles: {peak_mib:.0f} MiB")
+            print(f"worker's largest RSS seen over the run: {peak_mib:.0f} MiB")
             return 0
         floor = [sys.executable, "-c", FLOOR, server.url]
         half = len(urls) // 2
