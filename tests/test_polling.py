@@ -436,16 +436,21 @@ def test_a_poll_that_crashes_does_not_stop_the_others(
     assert scheduler.tick(T0 + 301).errors == {"bad": "internal error: RuntimeError: a bug"}
 
 
-def test_the_loop_does_not_wait_for_a_slow_feed(
-    site: Site, settings: Settings, scheduler: Scheduler
-) -> None:
-    release = threading.Event()
+def held_feed(site: Site, release: threading.Event) -> Any:
+    """A feed route that answers only once ``release`` is set (10 s at most)."""
 
     def slow(request: Request) -> Response:
         release.wait(10)
         return Response(200, RSS_TYPE, rss(site.base, [("slow", None)]))
 
-    site.routes["/slow"] = slow
+    return slow
+
+
+def test_the_loop_does_not_wait_for_a_slow_feed(
+    site: Site, settings: Settings, scheduler: Scheduler
+) -> None:
+    release = threading.Event()
+    site.routes["/slow"] = held_feed(site, release)
     site.routes["/fast"] = Response(200, RSS_TYPE, rss(site.base, [("fast", None)]))
     feeds_file(settings.feeds_path, {"slow": (site.url("/slow"), 60),
                                      "fast": (site.url("/fast"), 60)})
@@ -469,12 +474,7 @@ def test_polls_in_flight_at_close_record_their_state(
 ) -> None:
     """States are written when a tick collects its polls; close() collects the last ones."""
     release = threading.Event()
-
-    def slow(request: Request) -> Response:
-        release.wait(10)
-        return Response(200, RSS_TYPE, rss(site.base, [("slow", None)]))
-
-    site.routes["/slow"] = slow
+    site.routes["/slow"] = held_feed(site, release)
     feeds_file(settings.feeds_path, {"slow": (site.url("/slow"), 60)})
     client = redis.Redis.from_url(redis_url)
     scheduler = Scheduler(settings, client, rng=lambda: 0.5)
