@@ -172,11 +172,9 @@ def ingest(payload: dict[str, Any]) -> dict[str, str]:
         if stored:
             return {"result": "exists", "id": stored}
         return store_entry(entry, fetch(entry), retry_later=_retries_left())
-    except ExtractError as e:  # nothing to store: a retry cannot mend that
-        _no_retry()
-        metrics.JOB_FAILURES.labels(type(e).__name__).inc()
-        raise
     except Exception as e:
+        if isinstance(e, ExtractError):  # nothing to store: a retry cannot mend that
+            _no_retry()
         metrics.JOB_FAILURES.labels(type(e).__name__).inc()
         raise
 
