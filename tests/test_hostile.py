@@ -40,7 +40,7 @@ from newswire.settings import Settings
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
 from tests.conftest import Response, Site, queued_entries, write_feeds
-from tests.test_http import raw_server, read_request
+from tests.test_http import Drip, raw_server, read_request
 from tests.test_worker import article_page, run_jobs, stored, work
 from worker.runtime import Runtime, install
 
@@ -273,19 +273,8 @@ def test_deflate_bomb_is_cut_off_in_bounded_memory(site: Site, opted_in: Fetcher
 
 
 def test_deadline_covers_a_body_sent_a_byte_at_a_time(strict: Settings) -> None:
-    client_hung_up = threading.Event()
-
-    def serve(conn: socket.socket) -> None:
-        read_request(conn)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-        for _ in range(100):  # 10 s of body, 20 times the deadline
-            try:
-                conn.sendall(b"x")
-            except OSError:
-                client_hung_up.set()
-                return
-            time.sleep(0.1)  # the hostile server's pace, not synchronization
-
+    # 10 s of body, 20 times the deadline.
+    serve = Drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", b"x", 100, 0.1)
     started = time.monotonic()
     with (
         raw_server(serve) as url,
@@ -294,7 +283,7 @@ def test_deadline_covers_a_body_sent_a_byte_at_a_time(strict: Settings) -> None:
         pytest.raises(TransientFetchError),
     ):
         fetcher.get(url, max_bytes=MiB)
-    assert client_hung_up.is_set()
+    assert serve.hung_up.is_set()
     assert time.monotonic() - started < 8  # loose: the server alone would take 10 s
 
 

@@ -79,6 +79,29 @@ def read_request(conn: socket.socket) -> None:
         data += chunk
 
 
+class Drip:
+    """A hostile server's answer: ``head``, then ``chunk`` ``times`` times, ``pace``
+    seconds apart (the hostile server's pace, not synchronization), then ``tail``.
+    ``hung_up`` is set when the client closed the connection before the end."""
+
+    def __init__(self, head: bytes, chunk: bytes, times: int, pace: float,
+                 tail: bytes = b"") -> None:
+        self.head, self.chunk, self.times, self.pace, self.tail = head, chunk, times, pace, tail
+        self.hung_up = threading.Event()
+
+    def __call__(self, conn: socket.socket) -> None:
+        read_request(conn)
+        conn.sendall(self.head)
+        for _ in range(self.times):
+            try:
+                conn.sendall(self.chunk)
+            except OSError:
+                self.hung_up.set()
+                return
+            time.sleep(self.pace)
+        conn.sendall(self.tail)
+
+
 def gzip_of_zeros(size: int) -> bytes:
     """A gzip stream of ``size`` zero bytes, built without holding them all."""
     z = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip container
@@ -358,27 +381,16 @@ def test_silent_server_times_out(settings: Settings) -> None:
 
 
 def test_deadline_covers_a_server_dripping_headers(settings: Settings) -> None:
-    client_hung_up = threading.Event()
-
-    def serve(conn: socket.socket) -> None:
-        read_request(conn)
-        conn.sendall(b"HTTP/1.1 200 OK\r\n")
-        for _ in range(20):  # 4 s of headers, 8 times the deadline
-            try:
-                conn.sendall(b"X-Drip: 1\r\n")
-            except OSError:
-                client_hung_up.set()
-                return
-            time.sleep(0.2)  # the hostile server's pace, not synchronization
-        conn.sendall(b"Content-Length: 2\r\n\r\nok")
-
+    # 4 s of headers, 8 times the deadline.
+    serve = Drip(b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n", 20, 0.2,
+                 tail=b"Content-Length: 2\r\n\r\nok")
     with (
         raw_server(serve) as url,
         closing(Fetcher(settings.with_(request_timeout=0.5))) as fetcher,
         pytest.raises(TransientFetchError),
     ):
         fetcher.get(url, max_bytes=MiB)
-    assert client_hung_up.is_set()
+    assert serve.hung_up.is_set()
 
 
 def test_refused_connection_is_transient(fetcher: Fetcher) -> None:

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,20 @@ def feeds_file(path: Path, feeds: dict[str, tuple[str, int | None]]) -> None:
 
 @pytest.fixture
 def scheduler(settings: Settings, redis_url: str) -> Iterator[Scheduler]:
+    with open_scheduler(settings, redis_url, rng=lambda: 0.5) as s:  # jitter 0.5: exact times
+        yield s
+
+
+@contextmanager
+def open_scheduler(settings: Settings, redis_url: str, **options: Any) -> Iterator[Scheduler]:
+    """A scheduler on a client of its own, both closed on the way out."""
     client = redis.Redis.from_url(redis_url)
-    s = Scheduler(settings, client, rng=lambda: 0.5)  # jitter 0.5: no spread, exact times
-    yield s
-    s.close()
-    client.close()
+    s = Scheduler(settings, client, **options)
+    try:
+        yield s
+    finally:
+        s.close()
+        client.close()
 
 
 def run_for(
@@ -320,13 +330,11 @@ def test_never_more_than_the_per_host_limit_in_flight(
             s.routes[f"/f{k}"] = slow(s.base)
             feeds[f"h{i}f{k}"] = (s.url(f"/f{k}"), 900)
     feeds_file(settings.feeds_path, feeds)
-    client = redis.Redis.from_url(redis_url)
-    scheduler = Scheduler(settings.with_(poll_concurrency=16, per_host_concurrency=2), client)
     try:
-        assert scheduler.tick(T0).polled == 12
+        with open_scheduler(settings.with_(poll_concurrency=16, per_host_concurrency=2),
+                            redis_url) as scheduler:
+            assert scheduler.tick(T0).polled == 12
     finally:
-        scheduler.close()
-        client.close()
         for s in sites:
             s.close()
     assert most == {s.base: 2 for s in sites}  # the limit, reached and never passed
@@ -347,13 +355,9 @@ def test_requests_to_one_host_start_at_least_the_spacing_apart(
         site.routes[f"/s{k}"] = timed
         feeds[f"s{k}"] = (site.url(f"/s{k}"), 900)
     feeds_file(settings.feeds_path, feeds)
-    client = redis.Redis.from_url(redis_url)
-    scheduler = Scheduler(settings.with_(host_spacing=0.2, per_host_concurrency=4), client)
-    try:
+    with open_scheduler(settings.with_(host_spacing=0.2, per_host_concurrency=4),
+                        redis_url) as scheduler:
         assert scheduler.tick(T0).polled == 4
-    finally:
-        scheduler.close()
-        client.close()
     starts.sort()
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert len(gaps) == 3 and min(gaps) >= 0.19, gaps
