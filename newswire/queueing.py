@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from rq import Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from .model import FeedEntry
@@ -34,6 +36,14 @@ RETRY_INTERVALS = [10, 60, 300]
 
 def ingest_queue(settings: Settings, client: redis.Redis) -> Queue:
     return Queue(settings.queue_name, connection=client, serializer=JSONSerializer)
+
+
+def job_entries(job: Job) -> list[dict[str, Any]]:
+    """The entry payloads a job carries: a single job's one, a batch job's several
+    (none for a job newswire did not enqueue)."""
+    arg = job.args[0] if job.args else None
+    payloads = arg if isinstance(arg, list) else [arg]
+    return [p for p in payloads if isinstance(p, dict)]
 
 
 def batch_size(settings: Settings, entries: int, workers: int) -> int:

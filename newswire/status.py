@@ -15,6 +15,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from .queueing import job_entries
 from .settings import Settings
 from .store import Store
 
@@ -88,10 +89,8 @@ def failed_jobs(queue: Queue, limit: int = FAILED_SHOWN) -> tuple[FailedJob, ...
     for job_id, job in zip(ids, jobs, strict=True):
         if job is None:
             continue
-        # A single job's payload, or a batch's list of them (shown by its first).
-        payloads = (job.args[0] if isinstance(job.args[0], list) else [job.args[0]]) if (
-            job.args) else []
-        payload = payloads[0] if payloads and isinstance(payloads[0], dict) else {}
+        payloads = job_entries(job)  # a batch is shown by its first entry
+        payload = payloads[0] if payloads else {}
         more = f" and {len(payloads) - 1} more" if len(payloads) > 1 else ""
         ended = job.ended_at
         out.append(FailedJob(

@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from rq import Queue
 
 from newswire.embedded import RedisServer
+from newswire.queueing import job_entries
 from newswire.settings import Settings
 
 DATA = Path(__file__).parent / "data"
@@ -193,10 +195,6 @@ def run(redis_url: str, tmp_path: Path) -> Runner:
     return Runner(env, tmp_path)
 
 
-def queued_entries(queue: Queue) -> list[dict[str, object]]:
+def queued_entries(queue: Queue) -> list[dict[str, Any]]:
     """The entry payloads of the queue's jobs, in order (a batch job holds several)."""
-    payloads: list[dict[str, object]] = []
-    for job in queue.get_jobs():
-        arg = job.args[0]
-        payloads += arg if isinstance(arg, list) else [arg]
-    return payloads
+    return [payload for job in queue.get_jobs() for payload in job_entries(job)]
