@@ -83,7 +83,9 @@ def enqueue_entries(
     entries enqueued, each with the id of its job."""
     if not entries:
         return []
-    size = batch_size(settings, len(entries), Worker.count(queue=queue))
+    # A single entry is a single job however many work: no need to count them.
+    workers = Worker.count(queue=queue) if len(entries) > 1 else 1
+    size = batch_size(settings, len(entries), workers)
     enqueued: list[tuple[FeedEntry, str]] = []
     for start in range(0, len(entries), size):
         chunk = entries[start:start + size]
