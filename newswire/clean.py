@@ -23,7 +23,7 @@ from lxml.html import HtmlElement
 from .boilerplate import LineRules, drop_lines, prune_tree
 from .errors import ExtractError
 from .model import MAX_TITLE, CleanedArticle, FeedEntry, FetchedResponse
-from .pagemeta import PageMeta, page_meta
+from .pagemeta import PageMeta, page_meta, squash
 from .profiles import Profiles, SiteProfile, profiles_for
 from .urls import site_of
 
@@ -116,10 +116,6 @@ def _sanitize(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
 def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
     """Paragraphs of an HTML fragment such as a feed's ``content:encoded``.
 
@@ -130,7 +126,7 @@ def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
     if not fragment:
         return ()
     if "<" not in fragment:
-        return tuple(p for p in (_squash(x) for x in re.split(r"\n\s*\n", fragment)) if p)
+        return tuple(p for p in (squash(x) for x in re.split(r"\n\s*\n", fragment)) if p)
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (etree.ParserError, ValueError):
@@ -143,7 +139,7 @@ def paragraphs_from_html(fragment: str) -> tuple[str, ...]:
         if isinstance(element.tag, str) and element.tag.lower() in _BLOCKS:
             element.text = _BREAK + (element.text or "")
             element.tail = _BREAK + (element.tail or "")
-    lines = (_squash(line) for line in root.text_content().split(_BREAK))
+    lines = (squash(line) for line in root.text_content().split(_BREAK))
     return tuple(line for line in lines if line)
 
 
@@ -177,11 +173,11 @@ _LEAD_CLASSES = " or ".join(
 def _drop_standfirst(tree: HtmlElement, description: str) -> None:
     """Remove a standfirst that repeats the page's description: a lead or summary
     element whose text is the og/meta description is a teaser, not body."""
-    description = _squash(description).casefold()
+    description = squash(description).casefold()
     if not description:
         return
     for element in tree.xpath(f"//body//*[{_LEAD_CLASSES}]"):
-        if _squash(element.text_content()).casefold() == description:
+        if squash(element.text_content()).casefold() == description:
             element.drop_tree()
 
 
@@ -199,7 +195,7 @@ def _extract(tree: HtmlElement, url: str | None) -> list[str]:
     if not isinstance(document, trafilatura.settings.Document):
         return []
     # Table rows come as "| cell | cell |": keep the cells, not the frame.
-    lines = (_squash(line).removeprefix("| ").removesuffix(" |").strip("|").strip()
+    lines = (squash(line).removeprefix("| ").removesuffix(" |").strip("|").strip()
              for line in (document.text or "").split("\n"))
     return [line for line in lines if line]
 

@@ -48,7 +48,8 @@ class PageMeta:
     description: str = ""
 
 
-def _squash(text: str) -> str:
+def squash(text: str) -> str:
+    """Every run of white space as one space, none at the ends."""
     return " ".join(text.split())
 
 
@@ -57,7 +58,7 @@ def meta_tags(tree: HtmlElement) -> dict[str, str]:
     the first non-empty content of each (one pass over the page's ``<meta>``)."""
     found: dict[str, str] = {}
     for element in tree.iterfind(".//meta"):
-        content = _squash(element.get("content") or "")
+        content = squash(element.get("content") or "")
         if not content:
             continue
         for attribute in ("property", "name", "itemprop"):
@@ -133,7 +134,7 @@ def _authors(metas: dict[str, str], ld: list[dict[str, Any]]) -> tuple[str, ...]
             names.extend(re.split(r"\s*(?:;|,|\band\b)\s*", meta))
     cleaned: list[str] = []
     for name in names:
-        name = _squash(re.sub(r"^by\s+", "", name, flags=re.IGNORECASE))
+        name = squash(re.sub(r"^by\s+", "", name, flags=re.IGNORECASE))
         if name and len(name) <= 100 and name not in cleaned:
             cleaned.append(name)
     return tuple(cleaned)
@@ -143,11 +144,11 @@ def _title(tree: HtmlElement, metas: dict[str, str], site_name: str) -> str:
     og = _first(metas, "og:title", "twitter:title")
     if og:
         return og
-    h1 = [_squash(h.text_content()) for h in tree.iterfind(".//h1")]
+    h1 = [squash(h.text_content()) for h in tree.iterfind(".//h1")]
     h1 = [h for h in h1 if h]
     if len(h1) == 1:
         return h1[0]
-    title = _squash(tree.findtext(".//title") or "")
+    title = squash(tree.findtext(".//title") or "")
     if site_name and title.endswith(site_name):
         return _TITLE_SUFFIX.sub("", title) or title
     return title
