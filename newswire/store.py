@@ -70,7 +70,8 @@ def ping(settings: Settings) -> None:
         raise StoreError(f"cannot reach Redis at {settings.redis_url_redacted}: {e}") from e
 
 
-def _text(value: Any) -> str:
+def decoded(value: Any) -> str:
+    """A reply value as text ('' for none): responses stay bytes for RQ's sake."""
     if value is None:
         return ""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
@@ -83,12 +84,12 @@ def _stream_key(entry_id: str) -> tuple[int, int]:
 
 def _result(raw: Sequence[Any]) -> CommitResult:
     kind, article_id, story, duplicate_of, method, stream_id, similarity = (
-        _text(v) for v in raw)
+        decoded(v) for v in raw)
     return CommitResult(kind, article_id, story, duplicate_of, method, stream_id, similarity)
 
 
 def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
+    return {decoded(k): decoded(v) for k, v in raw.items()}
 
 
 class Store:
@@ -139,9 +140,9 @@ class Store:
         near_raw, story_raw = self._lookup(
             keys=keys, args=[len(article.bands), int(now.timestamp()), MIN_SHARED_TERMS,
                              article.id])
-        bands_shared = {_text(near_raw[i]): int(near_raw[i + 1])
+        bands_shared = {decoded(near_raw[i]): int(near_raw[i + 1])
                         for i in range(0, len(near_raw), 2)}
-        terms_shared = {_text(story_raw[i]): int(story_raw[i + 1])
+        terms_shared = {decoded(story_raw[i]): int(story_raw[i + 1])
                         for i in range(0, len(story_raw), 2)}
         seen = set(bands_shared) | set(terms_shared)
         near_ids = near_candidates(bands_shared, self.settings.dedup_candidates)
@@ -154,7 +155,7 @@ class Store:
                 pipe.hmget(self.keys.article(cid), ["text", "published"])
             for cid, (text, when) in zip(wanted, pipe.execute(), strict=True):
                 if text is not None:
-                    candidates[cid] = Candidate(cid, _text(text), _text(when))
+                    candidates[cid] = Candidate(cid, decoded(text), decoded(when))
         decision = decide(
             article, candidates, near_ids, story_ids,
             neardup_threshold=self.settings.neardup_threshold,
@@ -241,7 +242,7 @@ class Store:
     def stored_ids(self, canonical_urls: Sequence[str]) -> list[str | None]:
         """:meth:`stored_id` of each URL, in one round trip."""
         values = self.redis.mget([self.keys.url(u) for u in canonical_urls])
-        return [_text(v) or None for v in values]
+        return [decoded(v) or None for v in values]
 
     def article(self, article_id: str) -> dict[str, str]:
         return decode_hash(self.redis.hgetall(self.keys.article(article_id)))
@@ -260,7 +261,7 @@ class Store:
             offset += len(ids)
             pipe = self.redis.pipeline(transaction=False)
             for raw_id in ids:
-                pipe.hgetall(self.keys.article(_text(raw_id)))
+                pipe.hgetall(self.keys.article(decoded(raw_id)))
             for raw in pipe.execute():
                 article = decode_hash(raw)
                 if article and (feed is None or article.get("feed") == feed):
@@ -277,7 +278,7 @@ class Store:
         entries: list[tuple[str, dict[str, str]]] = []
         for _stream, items in reply or []:
             for entry_id, fields in items:
-                entries.append((_text(entry_id), decode_hash(fields)))
+                entries.append((decoded(entry_id), decode_hash(fields)))
         return entries
 
     def trimmed_after(self, after: str) -> str:
@@ -292,13 +293,13 @@ class Store:
         trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
         if not first or not trimmed:
             return ""
-        oldest = _text(first[0])
+        oldest = decoded(first[0])
         return oldest if _stream_key(after) < _stream_key(oldest) else ""
 
     def last_stream_id(self) -> str:
         """The newest stream id, or "0-0" for an empty stream."""
         last = self.redis.xrevrange(self.keys.stream, count=1)
-        return _text(last[0][0]) if last else "0-0"
+        return decoded(last[0][0]) if last else "0-0"
 
     # -- entries seen by the scheduler -------------------------------------------
 
@@ -350,7 +351,7 @@ class Store:
     def forget_feeds_except(self, names: Iterable[str]) -> None:
         """Drop due times of feeds no longer in the feeds file (their state stays)."""
         keep = set(names)
-        members = {_text(m) for m in self.redis.zrange(self.keys.feeds_due, 0, -1)}
+        members = {decoded(m) for m in self.redis.zrange(self.keys.feeds_due, 0, -1)}
         gone = members - keep
         if gone:
             self.redis.zrem(self.keys.feeds_due, *gone)

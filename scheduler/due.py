@@ -8,15 +8,11 @@ order they fell due, however many feeds there are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import redis
 
 from newswire.schema import CLAIM_DUE_FEEDS, Keys
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from newswire.store import decoded
 
 
 class DueFeeds:
@@ -32,7 +28,7 @@ class DueFeeds:
         (a known one keeps its time), a feed gone from the file leaves (its state
         stays, so it resumes where it was if it comes back). Returns (added, removed)."""
         keep = set(names)
-        members = {_text(m) for m in self.redis.zrange(self.key, 0, -1)}
+        members = {decoded(m) for m in self.redis.zrange(self.key, 0, -1)}
         added, gone = keep - members, members - keep
         pipe = self.redis.pipeline(transaction=False)
         if added:
@@ -45,14 +41,14 @@ class DueFeeds:
 
     def due(self, now: float, limit: int) -> list[str]:
         """Up to ``limit`` feeds due at ``now``, longest overdue first."""
-        return [_text(m) for m in self.redis.zrangebyscore(self.key, "-inf", now, 0, limit)]
+        return [decoded(m) for m in self.redis.zrangebyscore(self.key, "-inf", now, 0, limit)]
 
     def claim(self, names: Sequence[str], now: float, lease_until: float) -> list[str]:
         """Those of ``names`` still due, now leased to this scheduler."""
         if not names:
             return []
         claimed = self._claim(keys=[self.key], args=[now, lease_until, *names])
-        return [_text(m) for m in claimed]
+        return [decoded(m) for m in claimed]
 
     def next_time(self) -> float | None:
         """The earliest next check of any feed (None: no feeds)."""

@@ -25,6 +25,8 @@ from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.registry import StartedJobRegistry
 from rq.worker import BaseWorker
 
+from newswire.store import decoded
+
 log = logging.getLogger("newswire.worker")
 
 
@@ -62,7 +64,7 @@ def reclaim(queue: Queue, *, me: str = "") -> int:
     count = 0
     for worker in dead_workers(queue, me=me):
         executions = connection.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker.name))
-        started = [e.decode() if isinstance(e, bytes) else e for e in executions
+        started = [decoded(e) for e in executions
                    if connection.zscore(registry.key, e) is not None]
         if started:
             # Expired as of the epoch: the next clean-up takes them, and only them
