@@ -304,18 +304,6 @@ end
 return {near, story}
 """
 
-#: Claim a due feed for one poll, so that two schedulers never poll it twice.
-#:
-#: KEYS: 1 feeds due zset. ARGV: 1 feed name, 2 now epoch, 3 lease-until epoch.
-#: Returns 1 when claimed (the feed is due, or new); 0 when it is not due yet or
-#: another scheduler holds it. The lease lapses by itself if the claimer dies.
-CLAIM_FEED = r"""
-local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if due and tonumber(due) > tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-return 1
-"""
-
 #: Claim due feeds for one poll each, in one round trip (the scheduler's tick).
 #:
 #: KEYS: 1 feeds due zset. ARGV: 1 now epoch, 2 lease-until epoch, 3.. feed names.

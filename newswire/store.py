@@ -26,7 +26,7 @@ from .dedup import (
 )
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
-from .schema import CLAIM_FEED, COMMIT_ARTICLE, LOOKUP_CANDIDATES, Keys
+from .schema import COMMIT_ARTICLE, LOOKUP_CANDIDATES, Keys
 from .settings import Settings
 from .siteblocks import block_ids, drop_learned
 from .stories import StoryThresholds
@@ -100,7 +100,6 @@ class Store:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
-        self._claim = client.register_script(CLAIM_FEED)
         self._lookup = client.register_script(LOOKUP_CANDIDATES)
 
     # -- articles ---------------------------------------------------------------
@@ -334,27 +333,6 @@ class Store:
         pipe.execute()
 
     # -- feed state ---------------------------------------------------------------
-
-    def claim_feed(self, name: str, now: float, lease_until: float) -> bool:
-        return bool(self._claim(keys=[self.keys.feeds_due], args=[name, now, lease_until]))
-
-    def due_times(self, names: Sequence[str]) -> dict[str, float | None]:
-        """Next check time of each feed (None: never polled)."""
-        if not names:
-            return {}
-        scores = self.redis.zmscore(self.keys.feeds_due, list(names))
-        return {
-            name: (float(s) if s is not None else None)
-            for name, s in zip(names, scores, strict=True)
-        }
-
-    def forget_feeds_except(self, names: Iterable[str]) -> None:
-        """Drop due times of feeds no longer in the feeds file (their state stays)."""
-        keep = set(names)
-        members = {decoded(m) for m in self.redis.zrange(self.keys.feeds_due, 0, -1)}
-        gone = members - keep
-        if gone:
-            self.redis.zrem(self.keys.feeds_due, *gone)
 
     def feed_state(self, name: str) -> dict[str, str]:
         return decode_hash(self.redis.hgetall(self.keys.feed(name)))

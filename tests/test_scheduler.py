@@ -70,7 +70,7 @@ def test_a_standby_scheduler_takes_over_a_feed_whose_poll_was_abandoned(
     first, standby = schedulers
     # The first scheduler claimed every feed, then died before polling them.
     for name in feeds:
-        assert first.store.claim_feed(name, T0, T0 + 300)
+        assert first.due.claim([name], T0, T0 + 300) == [name]
     assert standby.tick(T0 + 10).polled == 0  # the lease holds
     assert standby.tick(T0 + 301).polled == 3  # the lease lapsed: taken over
     assert all(len(site.hits(f"/feed/{n}")) == 1 for n in feeds)
