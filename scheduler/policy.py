@@ -285,9 +285,3 @@ def apply_result(
     new["interval"] = str(round(due - now))
     new["reason"] = reason
     return new, due
-
-
-def pace_of(state: Mapping[str, str], now: float) -> float | None:
-    """The typical gap between the feed's posts as stored in ``state`` (for display)."""
-    return publish_gap(_times(state.get("published_times", "")), now)
-
