@@ -22,7 +22,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 # -- Before extraction: boxes ---------------------------------------------------------------
@@ -129,6 +131,13 @@ _ANY_HINT = re.compile("|".join(hint.pattern for _, hint, _ in _CUE_GROUPS))
 
 
 def _cues(text: str) -> int:
+    """The cue bits of one paragraph's text (or one run of text between elements)."""
+    if len(text) > _CACHED_CHARS:
+        return _text_cues(text)
+    return _short_cues(text)
+
+
+def _text_cues(text: str) -> int:
     stripped = " ".join(text.split()).lower()
     if not stripped:
         return 0
@@ -143,67 +152,89 @@ def _cues(text: str) -> int:
     return bits
 
 
-@dataclass
+#: Texts up to this long are mostly a site's own labels, links and headings: the same
+#: on every page of the site, so their cues are remembered.
+_CACHED_CHARS = 100
+_short_cues = lru_cache(maxsize=8192)(_text_cues)
+
+
+@dataclass(slots=True)
 class _Box:
-    chars: int = 0  # all text
-    plain: int = 0  # text in paragraphs with no appeal cue
-    bits: int = 0
-    form: bool = False  # holds a form control
+    tag: str
+    chars: int  # all text
+    plain: int  # text in paragraphs with no appeal cue
+    bits: int
+    form: bool  # holds a form control
 
 
-def _tag(element: HtmlElement) -> str:
-    tag = element.tag
-    return tag.lower() if isinstance(tag, str) else ""
+_FORM_TAGS = frozenset({"form", "input", "select", "textarea"})
 
 
 def names_a_box(element: HtmlElement) -> bool:
     """Whether the element's class or id says it is not article text."""
-    for attribute in ("class", "id"):
-        value = (element.get(attribute) or "").lower()
-        if not value:
-            continue
-        if _BOX_STEMS.search(value):
-            return True
-        if any(word in _BOX_WORDS for word in _WORD_SPLIT.split(value)):
-            return True
-    return False
+    return _names_a_box(element.get("class")) or _names_a_box(element.get("id"))
+
+
+@lru_cache(maxsize=4096)  # a site uses the same few class names on every page
+def _names_a_box(value: str | None) -> bool:
+    if not value:
+        return False
+    value = value.lower()
+    return bool(_BOX_STEMS.search(value)) or any(
+        word in _BOX_WORDS for word in _WORD_SPLIT.split(value))
 
 
 def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
-    """Text size, plain-prose size and cues of every element, children first."""
+    """Text size, plain-prose size and cues of every element, children first.
+
+    Run on every page, so written for speed: one pass, each run of text measured
+    once (a paragraph's as a whole), no per-element allocations besides the box."""
     boxes: dict[HtmlElement, _Box] = {}
-    for element in reversed(list(root.iter())):
-        tag = _tag(element)
-        if not tag or tag in _INVISIBLE:
+    for element in reversed(list(root.iter(etree.Element))):
+        tag = element.tag.lower()
+        if tag in _INVISIBLE:
             continue
-        box = _Box(form=tag in {"form", "input", "select", "textarea"})
+        form = tag in _FORM_TAGS
+        if tag not in _BOX_TAGS and (parent := element.getparent()) is not None \
+                and parent.tag in _PARAGRAPH_TAGS:
+            # Inline in a paragraph, which measures all of its text itself: only
+            # whether it holds a form control counts.
+            if not form:
+                form = any(inner.form for child in element
+                           if (inner := boxes.get(child)) is not None)
+            boxes[element] = _Box(tag, 0, 0, 0, form)
+            continue
         if tag in _PARAGRAPH_TAGS:
             text = element.text_content()
-            size = len(text.strip())
-            bits = _cues(text)
-            box.chars = size
-            box.plain = size if not bits & ~_NEWSLETTER_BIT else 0
-            box.bits = bits
+            chars = len(text.strip())
+            bits = _cues(text) if chars else 0
+            plain = 0 if bits & ~_NEWSLETTER_BIT else chars
             # Children come first (reversed document order): their form flags are known.
-            box.form = box.form or any(
-                inner.form for child in element if (inner := boxes.get(child)) is not None)
+            if not form:
+                form = any(inner.form for child in element
+                           if (inner := boxes.get(child)) is not None)
         else:
-            segments = [element.text or ""] + [child.tail or "" for child in element]
-            for segment in segments:
-                size = len(segment.strip())
-                if size:
-                    bits = _cues(segment)
-                    box.chars += size
-                    box.plain += size if not bits & ~_NEWSLETTER_BIT else 0
-                    box.bits |= bits
+            chars = plain = bits = 0
+            text = element.text
+            if text and (size := len(text.strip())):
+                found = _cues(text)
+                chars, bits = size, found
+                plain = 0 if found & ~_NEWSLETTER_BIT else size
             for child in element:
                 inner = boxes.get(child)
                 if inner is not None:
-                    box.chars += inner.chars
-                    box.plain += inner.plain
-                    box.bits |= inner.bits
-                    box.form |= inner.form
-        boxes[element] = box
+                    chars += inner.chars
+                    plain += inner.plain
+                    bits |= inner.bits
+                    form = form or inner.form
+                text = child.tail
+                if text and (size := len(text.strip())):
+                    found = _cues(text)
+                    chars += size
+                    bits |= found
+                    if not found & ~_NEWSLETTER_BIT:
+                        plain += size
+        boxes[element] = _Box(tag, chars, plain, bits, form)
     return boxes
 
 
@@ -235,12 +266,12 @@ def prune_tree(root: HtmlElement, *, extra: Iterable[HtmlElement] = ()) -> int:
     and that holds much of the text names the body, not a box).
     """
     boxes = _measure(root)
-    body_chars = max((b.chars for e, b in boxes.items() if _tag(e) in {"body", "html"}), default=0)
+    body_chars = max((b.chars for b in boxes.values() if b.tag in {"body", "html"}), default=0)
     named_max = max(NAMED_MAX_SHARE * body_chars, 400)
     doomed: list[HtmlElement] = list(extra)
     named: dict[str, list[HtmlElement]] = {}
     for element, box in boxes.items():
-        tag = _tag(element)
+        tag = box.tag
         if tag not in _BOX_TAGS or box.chars == 0 and tag not in {"iframe", "ins", "form"}:
             continue
         if _is_appeal(box) or _is_newsletter_box(box):
