@@ -30,8 +30,10 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 import newswire.queueing
+import worker.jobs
+from newswire.errors import FetchError
 from newswire.fingerprint import fingerprint
-from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, iso
+from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, FetchedResponse, iso
 from newswire.queueing import INGEST_BATCH_JOB, INGEST_JOB, ingest_queue
 from newswire.schema import article_id, job_id
 from newswire.settings import Settings
@@ -40,7 +42,7 @@ from newswire.store import decode_hash
 from newswire.urls import canonicalize
 from scheduler.service import Scheduler
 from worker.__main__ import Worker
-from worker.jobs import SLOW_FETCH, ingest, page_canonical
+from worker.jobs import ROUND_BYTES, SLOW_FETCH, ingest, page_canonical, rounds
 from worker.runtime import Runtime, install
 
 from .conftest import Request, Response, Site
@@ -459,10 +461,29 @@ def test_one_batch_job_stores_every_entry_once_and_reports_each(
     assert [e["type"] for e in stream(client)] == ["new"] * len(entries)
 
 
+def test_a_batch_holds_its_pages_in_rounds_of_at_most_round_bytes() -> None:
+    def page(n: int, size: int) -> tuple[FeedEntry, FetchedResponse]:
+        entry = FeedEntry(feed="t", link=f"http://a.example/{n}",
+                          canonical_url=f"http://a.example/{n}", guid=str(n))
+        return entry, FetchedResponse(url=entry.link, status=200, headers={}, body=b"x" * size)
+
+    pages = [page(0, 3), page(1, 2), page(2, 3), page(3, 10), page(4, 1)]
+    failed = (pages[0][0], FetchError("unreachable"))  # no body: counts nothing
+    sizes = [[len(f.body) if isinstance(f, FetchedResponse) else None for _, f in r]
+             for r in rounds([*pages[:2], failed, *pages[2:]], 6)]
+    # In order; a round ends with the page that reaches the bound, a big page alone.
+    assert sizes == [[3, 2, None, 3], [10], [1]]
+    assert [[e.guid for e, _ in r] for r in rounds(pages, 100)] == [["0", "1", "2", "3", "4"]]
+    assert list(rounds([], 6)) == []
+
+
 @pytest.mark.usefixtures("runtime", "fast_retries")
+@pytest.mark.parametrize("round_bytes", [1, ROUND_BYTES])
 def test_an_entry_a_batch_cannot_store_goes_to_a_job_of_its_own_and_the_rest_are_stored(
-    site: Site, sched: Scheduler, client: redis.Redis
+    site: Site, sched: Scheduler, client: redis.Redis, round_bytes: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(worker.jobs, "ROUND_BYTES", round_bytes)  # 1: a round per page
     site.routes["/ok"] = html(distinct_page(1))
     site.routes["/flaky"] = answers(html(b"busy", 503), html(distinct_page(2)))
     site.routes["/also-ok"] = html(distinct_page(3))

@@ -7,9 +7,9 @@ own content, and the article says so (``source=feed``, ``fetch_error``).
 
 ``ingest`` takes one entry: transient failures raise while RQ has retries left
 (``Retry`` with backoff); a job with nothing to store fails with its reason in
-RQ's failed registry. ``ingest_batch`` takes several (:mod:`newswire.queueing`),
-fetching the next pages while it cleans one, and hands an entry it can't store
-at once to an ``ingest`` job of its own.
+RQ's failed registry. ``ingest_batch`` takes several (:mod:`newswire.queueing`):
+it fetches a round of pages, cleans them, then commits them one by one, and hands
+an entry it can't store at once to an ``ingest`` job of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import islice
@@ -112,7 +112,7 @@ def fetch(entry: FeedEntry) -> FetchedResponse | FetchError:
         return e
 
 
-#: Seconds from which a page's fetch is worth overlapping with the cleaning of others:
+#: Seconds from which a page's fetch is worth overlapping with the fetches of others:
 #: the network, not the worker, sets the pace. Pages that come faster (a site next
 #: door) are fetched in turn: threads would cost more CPU, in the GIL's hand-offs,
 #: than the wait they hide (600 loopback pages in one worker: 5.2 s with four pages
@@ -125,7 +125,7 @@ def prefetched(
 ) -> Iterator[tuple[FeedEntry, FetchedResponse | FetchError]]:
     """Each entry with its page, in order: fetched one at a time while pages come
     fast; once one is slow (:data:`SLOW_FETCH`), the rest up to ``ahead`` pages in
-    advance on threads, so their waits overlap the cleaning of the ones before."""
+    advance on threads, so that their waits overlap."""
     pending = iter(entries)
     for entry in pending:
         started = time.monotonic()
@@ -143,6 +143,28 @@ def prefetched(
             if (following := next(pending, None)) is not None:
                 window.append((following, pool.submit(fetch, following)))
             yield entry, future.result()
+
+
+#: Most bytes of pages a batch holds at once: it fetches pages until they reach this
+#: (or the batch ends), cleans them all, commits them all, then goes on.
+ROUND_BYTES = 8 * 1024 * 1024
+
+Fetched = tuple[FeedEntry, FetchedResponse | FetchError]
+
+
+def rounds(pages: Iterable[Fetched], max_bytes: int) -> Iterator[list[Fetched]]:
+    """``pages`` in consecutive rounds of at most ``max_bytes`` of bodies (a round
+    ends with the page that reaches it, so a bigger page is a round of its own)."""
+    batch: list[Fetched] = []
+    size = 0
+    for entry, fetched in pages:
+        batch.append((entry, fetched))
+        size += len(fetched.body) if isinstance(fetched, FetchedResponse) else 0
+        if size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def clean_fetched(
@@ -183,34 +205,60 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
     """RQ job: the articles behind a batch of feed entries, each committed on its own
     (idempotent). An entry that can't be stored now (its page failed for the time
     being, it has nothing to store, an error) goes back to the queue as a job of its
-    own, with RQ's retries and failed registry."""
+    own, with RQ's retries and failed registry.
+
+    Each stage runs over a round of pages (:func:`rounds`) before the next: a stage
+    run page after page keeps its code and data in the CPU's caches, where one page
+    through all stages evicts them (600 loopback pages in one process, batches of
+    16: 4.8 ms of CPU an article page by page, 3.9 ms in rounds). The commits stay
+    in order, one after the other: each sees the ones before."""
     runtime = current()
     entries = [FeedEntry.from_payload(p) for p in payloads]
     stored = runtime.store.stored_ids([e.canonical_url for e in entries])
     results = [{"url": e.canonical_url, "result": "exists", "id": sid}
                for e, sid in zip(entries, stored, strict=True) if sid]
     todo = [e for e, sid in zip(entries, stored, strict=True) if not sid]
-    for entry, fetched in prefetched(todo, runtime.settings.fetch_ahead):
-        try:
-            result = store_entry(entry, fetched, retry_later=True)
-        except redis.RedisError:
-            raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
-        except Exception as e:  # counted as a failure by its own job, if it fails there
-            queue = ingest_queue(runtime.settings, runtime.store.redis)
-            job = enqueue_one(queue, entry, runtime.settings) or ""
-            log.warning("article %s: %s; handed to a job of its own (%s)",
-                        entry.canonical_url, e, job or "already queued")
-            result = {"result": "requeued", "job": job, "error": str(e)}
-        results.append({"url": entry.canonical_url, **result})
+    for pages in rounds(prefetched(todo, runtime.settings.fetch_ahead), ROUND_BYTES):
+        for entry, cleaned in [(entry, _cleaned(entry, fetched)) for entry, fetched in pages]:
+            try:
+                if isinstance(cleaned, Exception):
+                    raise cleaned
+                result = store_cleaned(entry, *cleaned)
+            except redis.RedisError:
+                raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
+            except Exception as e:  # counted as a failure by its own job, if it fails there
+                queue = ingest_queue(runtime.settings, runtime.store.redis)
+                job = enqueue_one(queue, entry, runtime.settings) or ""
+                log.warning("article %s: %s; handed to a job of its own (%s)",
+                            entry.canonical_url, e, job or "already queued")
+                result = {"result": "requeued", "job": job, "error": str(e)}
+            results.append({"url": entry.canonical_url, **result})
     return {"results": results}
+
+
+def _cleaned(
+    entry: FeedEntry, fetched: FetchedResponse | FetchError
+) -> tuple[CleanedArticle | None, str, str] | Exception:
+    """:func:`clean_fetched` for a batch: what it raises is returned, to be handled
+    with the entry's commit."""
+    try:
+        return clean_fetched(entry, fetched, retry_later=True)
+    except Exception as e:
+        return e
 
 
 def store_entry(
     entry: FeedEntry, fetched: FetchedResponse | FetchError, *, retry_later: bool
 ) -> dict[str, str]:
     """Clean the fetched page (or fall back to the feed's content), commit the article."""
+    return store_cleaned(entry, *clean_fetched(entry, fetched, retry_later=retry_later))
+
+
+def store_cleaned(
+    entry: FeedEntry, cleaned: CleanedArticle | None, fetched_url: str, fetch_error: str
+) -> dict[str, str]:
+    """Commit the cleaned page (or, without one, the feed's content)."""
     runtime = current()
-    cleaned, fetched_url, fetch_error = clean_fetched(entry, fetched, retry_later=retry_later)
     if cleaned is None:
         cleaned = clean_feed_entry(entry)
         if cleaned is None:
