@@ -428,9 +428,11 @@ class _CheckedTransport(httpx.HTTPTransport):
     def __init__(
         self, *, allow_private: bool, limits: httpx.Limits, verify: ssl.SSLContext | bool = True
     ) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        # trust_env: SSL_CERT_FILE and SSL_CERT_DIR are honoured, as httpx does.
+        # trust_env: SSL_CERT_FILE and SSL_CERT_DIR are honoured, as httpx does. The
+        # context is made once (loading the CAs takes some 20 ms) and handed to httpx,
+        # which would otherwise load them again for a pool that ours replaces.
         ssl_context = httpx.create_ssl_context(verify=verify, trust_env=True)
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         backend = _CheckedBackend(allow_private=allow_private)
         expiry = 5.0 if limits.keepalive_expiry is None else limits.keepalive_expiry
         # httpx 0.28 takes no network backend, so its pool is replaced by ours.
