@@ -155,16 +155,16 @@ Fetched = tuple[FeedEntry, FetchedResponse | FetchError]
 def rounds(pages: Iterable[Fetched], max_bytes: int) -> Iterator[list[Fetched]]:
     """``pages`` in consecutive rounds of at most ``max_bytes`` of bodies (a round
     ends with the page that reaches it, so a bigger page is a round of its own)."""
-    batch: list[Fetched] = []
+    held: list[Fetched] = []
     size = 0
     for entry, fetched in pages:
-        batch.append((entry, fetched))
+        held.append((entry, fetched))
         size += len(fetched.body) if isinstance(fetched, FetchedResponse) else 0
         if size >= max_bytes:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+            yield held
+            held, size = [], 0
+    if held:
+        yield held
 
 
 def clean_fetched(
