@@ -345,11 +345,13 @@ class Store:
         return {name: decode_hash(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
 
     def save_feed_states(self, saves: Sequence[tuple[str, Mapping[str, str], float]]) -> None:
-        """Record each (name, state, next check): the feed's state hash and its time in
-        the due set, which ends its lease. One transaction, one round trip."""
+        """Record each (name, changed fields, next check): the fields in the feed's state
+        hash and its time in the due set, which ends its lease. One transaction, one
+        round trip."""
         pipe = self.redis.pipeline(transaction=True)
-        for name, state, next_check in saves:
-            pipe.hset(self.keys.feed(name), mapping=dict(state))  # type: ignore[arg-type]
+        for name, changes, next_check in saves:
+            if changes:
+                pipe.hset(self.keys.feed(name), mapping=dict(changes))  # type: ignore[arg-type]
             pipe.zadd(self.keys.feeds_due, {name: next_check})
         pipe.execute()
 

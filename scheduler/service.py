@@ -53,11 +53,12 @@ RESYNC_EVERY = 300.0
 
 @dataclass(frozen=True)
 class Polled:
-    """One poll done: what came of it, and the feed's state to record."""
+    """One poll done: what came of it, and what of the feed's state to record (the
+    fields that changed: a poll answered 304 changes three or four of fifteen)."""
 
     result: PollResult
     enqueued: int
-    state: dict[str, str]
+    changes: dict[str, str]
     next_check: float
 
 
@@ -210,7 +211,7 @@ class Scheduler:
                 log.exception("feed %s: poll failed", name)
                 report.errors[name] = f"internal error: {type(e).__name__}: {e}"
                 continue  # the lease lapses and the feed is polled again
-            done.append((name, polled.state, polled.next_check))
+            done.append((name, polled.changes, polled.next_check))
             result, enqueued = polled.result, polled.enqueued
             metrics.observe_poll(result.status)
             metrics.ENTRIES_ENQUEUED.inc(enqueued)
@@ -312,7 +313,8 @@ class Scheduler:
             log.info("feed %s: moved permanently to %s", feed.name, new_state["url"])
         new_state["name"] = feed.name
         self._current_url[feed.name] = new_state["url"]
-        return Polled(result, enqueued, new_state, due)
+        changes = {k: v for k, v in new_state.items() if state.get(k) != v}
+        return Polled(result, enqueued, changes, due)
 
     def capped(self, entries: tuple[FeedEntry, ...]) -> tuple[tuple[FeedEntry, ...], int]:
         """At most ``feed_max_entries`` of the never-seen ``entries``, in document

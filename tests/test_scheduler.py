@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 import redis
@@ -91,8 +91,23 @@ def test_conditional_get_and_304(
     site.routes["/feed/alpha"] = with_etag
     first = scheduler.tick(T0)
     assert first.statuses["200"] == 3 and first.enqueued == 1  # one article in three feeds
+    before = scheduler.store.feed_state("alpha")
+    saved: list[tuple[str, Mapping[str, str], float]] = []
+    save = scheduler.store.save_feed_states
+
+    def recorded(saves: Sequence[tuple[str, Mapping[str, str], float]]) -> None:
+        saved.extend(saves)
+        save(saves)
+
+    scheduler.store.save_feed_states = recorded  # type: ignore[method-assign]
     second = scheduler.tick(T0 + 900)
     assert second.statuses["304"] == 1 and second.enqueued == 0
+    # Only the fields the 304 changed are written; the validators and the rest stay.
+    [(_, changes, _)] = [s for s in saved if s[0] == "alpha"]
+    after = scheduler.store.feed_state("alpha")
+    assert changes and all(before.get(k) != v for k, v in changes.items())
+    assert changes["last_status"] == "304" and "etag" not in changes
+    assert after == {**before, **changes} and after["etag"] == '"x"'
     (request,) = site.hits("/feed/alpha")[1:]
     assert request.headers["if-none-match"] == '"x"'
     assert request.headers["if-modified-since"] == "Wed, 19 Feb 2025 10:00:00 GMT"
