@@ -30,6 +30,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 import newswire.queueing
+import newswire.store
 import worker.jobs
 from newswire.errors import FetchError
 from newswire.fingerprint import fingerprint
@@ -461,7 +462,7 @@ def test_one_batch_job_stores_every_entry_once_and_reports_each(
     assert [e["type"] for e in stream(client)] == ["new"] * len(entries)
 
 
-def test_a_batch_holds_its_pages_in_rounds_of_at_most_round_bytes() -> None:
+def test_a_batch_takes_its_pages_in_rounds_that_end_at_round_bytes() -> None:
     def page(n: int, size: int) -> tuple[FeedEntry, FetchedResponse]:
         entry = FeedEntry(feed="t", link=f"http://a.example/{n}",
                           canonical_url=f"http://a.example/{n}", guid=str(n))
@@ -475,6 +476,61 @@ def test_a_batch_holds_its_pages_in_rounds_of_at_most_round_bytes() -> None:
     assert sizes == [[3, 2, None, 3], [10], [1]]
     assert [[e.guid for e, _ in r] for r in rounds(pages, 100)] == [["0", "1", "2", "3", "4"]]
     assert list(rounds([], 6)) == []
+
+
+@pytest.mark.usefixtures("runtime")
+def test_a_round_commits_in_entry_order_and_each_commit_sees_the_ones_before(
+    site: Site, settings: Settings, client: redis.Redis
+) -> None:
+    # Two URLs with the same article, cleaned in one round before either is committed.
+    for path in ("/first", "/copy"):
+        site.routes[path] = html(article_page("the harbour"))
+    site.routes["/other"] = html(distinct_page(7))
+    entries = tuple(make_entry(site, p) for p in ("/first", "/other", "/copy"))
+    sched = Scheduler(settings.with_(job_batch=3), client)
+    try:
+        assert sched.enqueue(entries) == 3
+        assert len(batch_jobs(client)) == 1
+        work(sched, client)
+    finally:
+        sched.close()
+
+    reported = batch_results(client)
+    assert [r["url"] for r in reported] == [e.canonical_url for e in entries]
+    assert [r["result"] for r in reported] == ["new", "new", "duplicate"]
+    assert reported[2]["duplicate_of"] == article_id(entries[0].canonical_url)
+
+
+@pytest.mark.usefixtures("runtime")
+def test_redis_failing_mid_batch_fails_the_batch_and_hands_nothing_on(
+    site: Site, sched: Scheduler, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        site.routes[f"/r{n}"] = html(distinct_page(20 + n))
+    entries = tuple(make_entry(site, f"/r{n}") for n in range(3))
+    commit = newswire.store.Store.commit
+    calls = 0
+
+    def commit_then_fail(store: newswire.store.Store, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise redis.ConnectionError("Redis went away")
+        return commit(store, *args)
+
+    monkeypatch.setattr(newswire.store.Store, "commit", commit_then_fail)
+    assert sched.enqueue(entries) == 3
+    [batch] = batch_jobs(client)
+
+    work(sched, client)
+
+    # The first entry was stored; the batch failed as a whole and goes to RQ's retries
+    # (whose run skips what is stored), with no entry handed to a job of its own.
+    assert stored(client, entries[0])["source"] == "page"
+    assert stored(client, entries[1]) == {} and stored(client, entries[2]) == {}
+    assert batch.get_status(refresh=True) == JobStatus.SCHEDULED  # RQ's retry, later
+    assert sched.queue.scheduled_job_registry.get_job_ids() == [batch.id]
+    assert not any(client.exists(f"rq:job:{job_id(e.canonical_url)}") for e in entries)
 
 
 @pytest.mark.usefixtures("runtime", "fast_retries")

@@ -145,16 +145,17 @@ def prefetched(
             yield entry, future.result()
 
 
-#: Most bytes of pages a batch holds at once: it fetches pages until they reach this
-#: (or the batch ends), cleans them all, commits them all, then goes on.
+#: Bytes of pages at which a batch's round ends: it fetches pages until they reach this
+#: (or the batch ends), cleans them all, commits them all, then goes on. A round holds
+#: less than this plus its last page (``NEWSWIRE_PAGE_MAX_BYTES`` at most).
 ROUND_BYTES = 8 * 1024 * 1024
 
 Fetched = tuple[FeedEntry, FetchedResponse | FetchError]
 
 
 def rounds(pages: Iterable[Fetched], max_bytes: int) -> Iterator[list[Fetched]]:
-    """``pages`` in consecutive rounds of at most ``max_bytes`` of bodies (a round
-    ends with the page that reaches it, so a bigger page is a round of its own)."""
+    """``pages`` in consecutive rounds, each ended by the page whose body brings it
+    to ``max_bytes`` (so a bigger page ends a round of its own) or by the last page."""
     held: list[Fetched] = []
     size = 0
     for entry, fetched in pages:
@@ -244,7 +245,8 @@ def _cleaned(
     try:
         return clean_fetched(entry, fetched, retry_later=True)
     except Exception as e:
-        return e
+        # Kept until the entry's turn, without the traceback whose frames hold the page.
+        return e.with_traceback(None)
 
 
 def store_entry(
