@@ -165,8 +165,10 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.skipif(not Path("/usr/bin/openssl").exists(), reason="needs the openssl CLI")
 @pytest.mark.parametrize(("served", "ok"), [("pinned.example", True), ("other.example", False)])
+@pytest.mark.parametrize("trusted_by", ["context", "SSL_CERT_FILE"])
 def test_tls_verifies_the_host_name_while_connecting_to_the_pinned_address(
-    strict: Settings, dns: Resolver, certificates: dict[str, Path], served: str, ok: bool
+    strict: Settings, dns: Resolver, certificates: dict[str, Path], served: str, ok: bool,
+    trusted_by: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: dict[str, str | None] = {}
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -184,11 +186,16 @@ def test_tls_verifies_the_host_name_while_connecting_to_the_pinned_address(
             )
             tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    client_tls = ssl.create_default_context(cafile=str(certificates["pinned.example"]))
-    client_tls.load_verify_locations(certificates["other.example"])  # trusted, wrong name
     dns.answers["pinned.example"] = ["127.0.0.1"]
     opted_in = strict.with_(allow_private_networks=True)
-    transport = _CheckedTransport(allow_private=True, limits=httpx.Limits(), verify=client_tls)
+    if trusted_by == "context":
+        client_tls = ssl.create_default_context(cafile=str(certificates["pinned.example"]))
+        client_tls.load_verify_locations(certificates["other.example"])  # trusted, wrong name
+        transport: _CheckedTransport | None = _CheckedTransport(
+            allow_private=True, limits=httpx.Limits(), verify=client_tls)
+    else:  # the default transport, which honours SSL_CERT_FILE as httpx does
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificates["pinned.example"]))
+        transport = None
     with raw_server(serve) as url, closing(Fetcher(opted_in, transport=transport)) as fetcher:
         port = httpx.URL(url).port
         target = f"https://pinned.example:{port}/"
