@@ -60,51 +60,59 @@ def _timeout(settings: Settings, entries: int) -> int:
     return int(settings.request_timeout * 2 * entries + 60)
 
 
-def enqueue_one(queue: Queue, entry: FeedEntry, settings: Settings) -> str | None:
-    """One entry as its own job, with RQ's retries. The job id comes from the
-    canonical URL and RQ's ``unique=True`` makes the check-and-save one atomic step:
-    None when a job for that URL is already queued, running or done."""
-    jid = job_id(entry.canonical_url)
+def _enqueue(queue: Queue, function: str, arg: Any, jid: str, settings: Settings,
+             entries: int, description: str) -> bool:
+    """Enqueue one job with newswire's policy (RQ's retries, a timeout for its
+    entries, how long its result and failure are kept). ``unique=True`` makes the
+    check-and-save one atomic step: False when a job of that id is already queued,
+    running or done."""
     try:
         queue.enqueue_call(
-            INGEST_JOB, args=[entry.to_payload()], job_id=jid, unique=True, retry=_retry(),
-            timeout=_timeout(settings, 1), result_ttl=86_400, failure_ttl=7 * 86_400,
-            description=f"ingest {entry.canonical_url}",
+            function, args=[arg], job_id=jid, unique=True, retry=_retry(),
+            timeout=_timeout(settings, entries), result_ttl=86_400, failure_ttl=7 * 86_400,
+            description=description,
         )
     except DuplicateJobError:
-        return None
-    return jid
+        return False
+    return True
+
+
+def enqueue_one(queue: Queue, entry: FeedEntry, settings: Settings) -> str | None:
+    """One entry as its own job, with RQ's retries; its id comes from the canonical
+    URL. None when a job for that URL is already queued, running or done."""
+    jid = job_id(entry.canonical_url)
+    enqueued = _enqueue(queue, INGEST_JOB, entry.to_payload(), jid, settings, 1,
+                        f"ingest {entry.canonical_url}")
+    return jid if enqueued else None
 
 
 def enqueue_entries(
     queue: Queue, entries: Sequence[FeedEntry], settings: Settings
-) -> list[tuple[FeedEntry, str]]:
-    """Enqueue ``entries`` in batches (a batch of one is a plain single job): the
-    entries enqueued, each with the id of its job."""
+) -> tuple[list[tuple[FeedEntry, str]], int]:
+    """Enqueue ``entries`` in batches (a batch of one is a plain single job): each
+    entry with the id of the job that has it, and how many were enqueued now (the
+    rest had their job already: enqueued by another scheduler, or by this one before
+    a crash kept it from marking them seen)."""
     if not entries:
-        return []
+        return [], 0
     # A single entry is a single job however many work: no need to count them.
     workers = Worker.count(queue=queue) if len(entries) > 1 else 1
     size = batch_size(settings, len(entries), workers)
-    enqueued: list[tuple[FeedEntry, str]] = []
+    placed: list[tuple[FeedEntry, str]] = []
+    count = 0
     for start in range(0, len(entries), size):
         chunk = entries[start:start + size]
         if len(chunk) == 1:
-            jid = enqueue_one(queue, chunk[0], settings)
-            enqueued += [(chunk[0], jid)] if jid else []
-            continue
-        # The same entries give the same id: a scheduler that re-polls after a crash
-        # between enqueueing and marking them seen cannot enqueue them twice.
-        digest = hashlib.sha256(" ".join(e.canonical_url for e in chunk).encode())
-        jid = f"batch-{digest.hexdigest()[:32]}"
-        try:
-            queue.enqueue_call(
-                INGEST_BATCH_JOB, args=[[e.to_payload() for e in chunk]], job_id=jid,
-                unique=True, retry=_retry(), timeout=_timeout(settings, len(chunk)),
-                result_ttl=86_400, failure_ttl=7 * 86_400,
-                description=f"ingest {len(chunk)} entries of {chunk[0].feed}",
-            )
-        except DuplicateJobError:
-            continue
-        enqueued += [(entry, jid) for entry in chunk]
-    return enqueued
+            jid = job_id(chunk[0].canonical_url)
+            enqueued = enqueue_one(queue, chunk[0], settings) is not None
+        else:
+            # The same entries give the same id: a scheduler that re-polls after a
+            # crash between enqueueing and marking them seen cannot enqueue them twice.
+            digest = hashlib.sha256(" ".join(e.canonical_url for e in chunk).encode())
+            jid = f"batch-{digest.hexdigest()[:32]}"
+            enqueued = _enqueue(queue, INGEST_BATCH_JOB, [e.to_payload() for e in chunk], jid,
+                                settings, len(chunk),
+                                f"ingest {len(chunk)} entries of {chunk[0].feed}")
+        placed += [(entry, jid) for entry in chunk]
+        count += len(chunk) if enqueued else 0
+    return placed, count

@@ -332,6 +332,6 @@ class Scheduler:
     def enqueue(self, entries: tuple[FeedEntry, ...]) -> int:
         """Enqueue the entries never seen by guid or canonical URL, in batches
         (:mod:`newswire.queueing`); how many were enqueued."""
-        enqueued = enqueue_entries(self.queue, self.store.unseen(entries), self.settings)
-        self.store.mark_seen(enqueued)
-        return len(enqueued)
+        placed, enqueued = enqueue_entries(self.queue, self.store.unseen(entries), self.settings)
+        self.store.mark_seen(placed)
+        return enqueued

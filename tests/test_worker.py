@@ -437,6 +437,22 @@ def test_entries_are_spread_over_the_live_workers_in_batches_of_at_most_job_batc
     assert newswire.queueing.batch_size(settings.with_(job_batch=1), 300, 1) == 1
 
 
+def test_entries_whose_job_exists_already_are_marked_seen_but_not_counted(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    # A crash between enqueueing and marking seen: the jobs exist, the marks don't.
+    single = make_entry(site, "/s")
+    pair = (make_entry(site, "/p0"), make_entry(site, "/p1"))
+    newswire.queueing.enqueue_entries(sched.queue, (single,), sched.settings)
+    newswire.queueing.enqueue_entries(sched.queue, pair, sched.settings)
+    jobs = len(sched.queue.job_ids)
+
+    assert sched.enqueue((single,)) == 0
+    assert sched.enqueue(pair) == 0
+    assert len(sched.queue.job_ids) == jobs  # nothing enqueued twice
+    assert sched.store.unseen((single, *pair)) == []  # and not tried again
+
+
 @pytest.mark.usefixtures("runtime")
 def test_one_batch_job_stores_every_entry_once_and_reports_each(
     site: Site, settings: Settings, client: redis.Redis
