@@ -181,13 +181,9 @@ def index_terms(text: str, limit: int = 16) -> list[str]:
     """The terms an article is posted under in the story index: its most frequent
     entities, then its longer figures, at most ``limit``. A rewrite keeps most of
     these, so it finds its original among the postings of a few of them."""
-    return _terms(entities(text), numbers(text), limit)
-
-
-def _terms(names: Counter[str], figures: frozenset[str], limit: int) -> list[str]:
-    ranked = [name for name, _ in sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))]
+    ranked = [name for name, _ in sorted(entities(text).items(), key=lambda kv: (-kv[1], kv[0]))]
     terms = [f"e:{name}" for name in ranked[: max(limit - 4, limit * 3 // 4)]]
-    terms += [f"n:{figure}" for figure in sorted(n for n in figures if len(n) >= 2)]
+    terms += [f"n:{figure}" for figure in sorted(n for n in numbers(text) if len(n) >= 2)]
     return terms[:limit]
 
 
