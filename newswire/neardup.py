@@ -52,11 +52,14 @@ def shingle_hash(shingle: str) -> int:
 
 def shingles(text: str, k: int = SHINGLE_WORDS) -> frozenset[int]:
     """The hashed word ``k``-shingles of the normalized text (the whole text when shorter)."""
-    words = normalize_text(text).split()
+    # Joined and hashed as UTF-8 bytes, with no Python call per shingle: the same
+    # hashes as shingle_hash of the joined words (the normalized text has only
+    # single ASCII spaces between words, and UTF-8 puts no space byte inside a letter).
+    words = normalize_text(text).encode("utf-8").split()
     if len(words) <= k:
-        return frozenset([shingle_hash(" ".join(words))]) if words else frozenset()
+        return frozenset([xxhash.xxh3_64_intdigest(b" ".join(words))]) if words else frozenset()
     windows = zip(*(words[i:] for i in range(k)), strict=False)  # the shortest ends them
-    return frozenset(map(shingle_hash, map(" ".join, windows)))
+    return frozenset(map(xxhash.xxh3_64_intdigest, map(b" ".join, windows)))
 
 
 def jaccard(a: frozenset[Any] | set[Any], b: frozenset[Any] | set[Any]) -> float:

@@ -49,6 +49,11 @@ september october november december
 """.split())
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
+# The words of _WORD that can start with a capital (ASCII A-Z or not ASCII): the rest,
+# most of a text, are skipped inside the regex engine. A match just after an
+# apostrophe is checked with _starts_word.
+_CAPITALISED = re.compile(r"(?<![^\W\d_])(?=[A-Z\u0080-\U0010ffff])" + _WORD.pattern, re.UNICODE)
+_LETTER_OR_APOSTROPHE = re.compile(r"[^\W\d_]|['’]", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _QUOTE = re.compile(r"[“\"«„]([^”\"»“]{12,})[”\"»“]")
 _STEM = 6
@@ -129,8 +134,13 @@ def entities(text: str) -> Counter[str]:
     mid: Counter[str] = Counter()
     initial: Counter[str] = Counter()
     for paragraph in _fold(text).split("\n"):
-        for match in _WORD.finditer(paragraph):
-            word = match.group()
+        at = 0
+        while match := _CAPITALISED.search(paragraph, at):
+            word, start = match.group(), match.start()
+            if start and paragraph[start - 1] in "'’" and not _starts_word(paragraph, start):
+                at = start + 1  # inside a word: a word may still start further on in it
+                continue
+            at = match.end()
             if not word[0].isupper():
                 continue
             key = word.casefold().replace("’", "'")
@@ -138,7 +148,7 @@ def entities(text: str) -> Counter[str]:
                 key = key[:-2]
             if key in _STOPWORDS or len(key) < 2:
                 continue
-            before = paragraph[max(0, match.start() - 4): match.start()].rstrip(" “\"«‘'(")
+            before = paragraph[max(0, start - 4): start].rstrip(" “\"«‘'(")
             starts_sentence = not before or before[-1] in ".!?:;"
             (initial if starts_sentence else mid)[key] += 1
     found = Counter(mid)
@@ -146,6 +156,17 @@ def entities(text: str) -> Counter[str]:
         if key in mid:
             found[key] += n
     return found
+
+
+def _starts_word(paragraph: str, start: int) -> bool:
+    """Whether a word of :data:`_WORD` starts at ``start``, just after an apostrophe:
+    not when the apostrophe joins it to the letters before ("d'Artagnan"), yes when
+    that word already took its one apostrophe ("rock'n'Roll"). Tokenized again from
+    the start of the run of letters and apostrophes, where a word surely starts."""
+    run = start - 1
+    while run and _LETTER_OR_APOSTROPHE.match(paragraph, run - 1):
+        run -= 1
+    return any(m.start() == start for m in _WORD.finditer(paragraph, run, start + 1))
 
 
 def numbers(text: str) -> frozenset[str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import re
+import unicodedata
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +14,8 @@ from hypothesis import strategies as st
 
 from newswire import neardup, stories
 from newswire.dedup import Candidate, decide, near_candidates, probe, story_candidates
+from newswire.fingerprint import normalize_text
+from newswire.stories import _STOPWORDS as STOPWORDS
 
 PAGES = Path(__file__).parent / "data" / "pages"
 T0 = datetime(2025, 2, 20, 11, 0, tzinfo=UTC)
@@ -35,6 +40,12 @@ def test_shingles_ignore_case_punctuation_and_paragraphs() -> None:
     assert neardup.shingles("one two") == frozenset({neardup.shingle_hash("one two")})
     assert neardup.shingles("One, two three!") == frozenset({neardup.shingle_hash("one two three")})
     assert len(neardup.shingles("a b c d e")) == 3
+    # Hashed as bytes: the same as hashing each joined shingle, letters beyond ASCII too.
+    text = "Zürich’s \u00a0ﬁnance chief —\tÆrø Straße, 東京 ＡＢ 12½ İstanbul"
+    words = normalize_text(text).split()
+    assert len(words) == 12  # "½" is "1⁄2", "İ" a dotted "i"
+    assert neardup.shingles(text) == {neardup.shingle_hash(" ".join(words[i:i + 3]))
+                                      for i in range(len(words) - 2)}
 
 
 def test_jaccard_and_containment() -> None:
@@ -71,6 +82,32 @@ def test_entities_skip_sentence_starts_and_function_words() -> None:
                              "In March, Paris said more.")
     assert set(found) == {"vasseur", "paris"}
     assert found["paris"] == 2  # the sentence-initial one counts: also seen mid-sentence
+
+
+def _entities_word_by_word(text: str) -> Counter[str]:
+    """entities() as plainly as it can be said: every word, in order (the oracle for
+    the regex that skips the lower-case ones)."""
+    mid: Counter[str] = Counter()
+    initial: Counter[str] = Counter()
+    for paragraph in unicodedata.normalize("NFKC", text).split("\n"):
+        for match in re.finditer(r"[^\W\d_]+(?:['’][^\W\d_]+)?", paragraph):
+            key = match.group().casefold().replace("’", "'").removesuffix("'s")
+            if match.group()[0].isupper() and len(key) >= 2 and key not in STOPWORDS:
+                before = paragraph[max(0, match.start() - 4): match.start()].rstrip(" “\"«‘'(")
+                (initial if not before or before[-1] in ".!?:;" else mid)[key] += 1
+    return mid + Counter({key: n for key, n in initial.items() if key in mid})
+
+
+def test_entities_inside_words_with_apostrophes() -> None:
+    assert set(stories.entities("Met d'Artagnan and O'Neill's rock'n'Roll band, Ébé and ébÉ.")) \
+        == {"o'neill", "roll", "ébé"}  # not "artagnan": inside a word
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*"aAzZéÉßİıΣσǅⅫ²½'’ .\n,;:!?\"“(«-_19", "The ", "d'"]),
+                max_size=80).map("".join))
+def test_entities_match_a_word_by_word_reading(text: str) -> None:
+    assert stories.entities(text) == _entities_word_by_word(text)
 
 
 def test_numbers_and_index_terms() -> None:
