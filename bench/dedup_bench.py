@@ -1,4 +1,4 @@
-"""Dedup benchmark: quality on the labelled pairs, MinHash vs SimHash, lookup time and
+"""Dedup benchmark: quality on the labelled pairs, MinHash vs SimHash, commit time and
 memory at 1k, 10k and 100k stored articles.
 
 Runs against a redis-server of its own (newswire's embedded one, in a temp folder) and
@@ -21,14 +21,15 @@ Parts:
    LSH buckets bring the copy up and its true Jaccard passes the threshold; SimHash: 64-bit
    Charikar hash of the same shingles within Hamming distance 3, the radius permuted-block
    tables serve) and the share of apart pairs each would flag.
-3. **Lookup time** (``Store.lookup``: count the bucket and posting members in Redis, fetch
-   and verify the candidates) and commit time, median and 95th percentile, for the same
-   query articles against synthetic corpora of each size (bulk-loaded with pipelined
-   commit scripts, each under its own key prefix in one Redis); the queries go to the
-   sizes in turn, so other load on the machine weighs on all alike. 40 % of the queries
-   are edited copies of stored articles, which must be found; 20 % are about a busy topic
-   (100 stored articles sharing six names and four figures), so that each of their lookups
-   fetches and verifies a full set of story candidates: the bounded worst case.
+3. **Commit time** (``Store.commit``: the commit script counting the bucket and posting
+   members, the candidates fetched and verified, the script again to store), median and
+   95th percentile, for the same query articles against synthetic corpora of each size
+   (bulk-loaded with pipelined commit scripts, each under its own key prefix in one
+   Redis); the queries go to the sizes in turn, so other load on the machine weighs on
+   all alike. 40 % of the queries are edited copies of stored articles, which must be
+   found; 20 % are about a busy topic (100 stored articles sharing six names and four
+   figures), so that each of their commits fetches and verifies a full set of story
+   candidates: the bounded worst case.
 4. **Memory**: Redis ``used_memory`` grown per stored article while a corpus was built
    (article hash, exact keys, index entries, stream entry), and the article hash alone.
 """
@@ -52,7 +53,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from newswire import neardup  # noqa: E402
-from newswire.dedup import probe  # noqa: E402
 from newswire.embedded import RedisServer  # noqa: E402
 from newswire.fingerprint import fingerprint  # noqa: E402
 from newswire.model import ArticleRecord, iso  # noqa: E402
@@ -159,7 +159,7 @@ def compare_sketches(threshold: float) -> None:
         print(f"  {kind:24s} {len(hits):3d} {m:8.2f} {s:8.2f}")
 
 
-# -- 3. lookup time at scale ----------------------------------------------------------
+# -- 3. commit time at scale ----------------------------------------------------------
 
 SYLLABLES = ["ka", "lo", "ri", "ven", "tor", "sa", "mi", "del", "ur", "po", "nes", "ta",
              "bre", "gan", "il", "os", "fer", "du", "ma", "quin", "rel", "so", "vi", "an"]
@@ -235,20 +235,19 @@ def grow(store: Store, corpus: Corpus, start: int, stop: int, now: datetime) -> 
 
 def measure(stores: dict[int, Store], corpus: Corpus, queries: int, now: datetime,
             rng: random.Random) -> dict[int, dict[str, float]]:
-    """Lookup and commit times of the same queries against every corpus size, interleaved
-    (each query goes to the sizes in turn, in a rotating order), so that load from other
-    processes on the machine weighs on every size alike."""
+    """Commit times (lookup included) of the same queries against every corpus size,
+    interleaved (each query goes to the sizes in turn, in a rotating order), so that load
+    from other processes on the machine weighs on every size alike."""
     sizes = sorted(stores)
-    lookups: dict[int, list[float]] = {size: [] for size in sizes}
     commits: dict[int, list[float]] = {size: [] for size in sizes}
+    hot_commits: dict[int, list[float]] = {size: [] for size in sizes}
     found = dict.fromkeys(sizes, 0)
     copies = int(queries * 0.4)
     hot = int(queries * 0.6)  # queries copies..hot-1 are about the busy topic
-    hot_lookups: dict[int, list[float]] = {size: [] for size in sizes}
     for w in range(20):  # warm up: scripts loaded, connections and caches hot
         warm = make_record(f"https://w.example/{w}", corpus.text(20_000_000 + w), now, now)
         for store in stores.values():
-            store.lookup(probe(warm.id, warm.text, now), now)
+            store.commit(warm, now)
     for q in range(queries):
         if q < copies:  # an edited copy of an article every corpus holds
             source = rng.randrange(min(sizes))
@@ -259,30 +258,23 @@ def measure(stores: dict[int, Store], corpus: Corpus, queries: int, now: datetim
             n = 10_000_000 + q
             text, published = corpus.text(n), published_of(n, now)
         record = make_record(f"https://q.example/{q}", text, published, now)
-        article = probe(record.id, text, published)
         for size in sizes[q % len(sizes):] + sizes[: q % len(sizes)]:
-            store = stores[size]
             t0 = time.perf_counter()
-            store.lookup(article, now)
-            t1 = time.perf_counter()
-            result = store.commit(record, now)
-            t2 = time.perf_counter()
-            lookups[size].append((t1 - t0) * 1000)
+            result = stores[size].commit(record, now)
+            millis = (time.perf_counter() - t0) * 1000
+            commits[size].append(millis)
             if copies <= q < hot:
-                hot_lookups[size].append((t1 - t0) * 1000)
-            commits[size].append((t2 - t1) * 1000)
+                hot_commits[size].append(millis)
             # The same source drawn twice gives the same copy: then the fingerprint finds it.
             if q < copies and result.method in ("minhash", "fingerprint"):
                 found[size] += 1
     out = {}
     for size in sizes:
-        lk, cm = sorted(lookups[size]), sorted(commits[size])
-        out[size] = {"lookup_median": statistics.median(lk),
-                     "lookup_p95": lk[int(len(lk) * 0.95) - 1],
-                     "commit_median": statistics.median(cm),
+        cm = sorted(commits[size])
+        out[size] = {"commit_median": statistics.median(cm),
                      "commit_p95": cm[int(len(cm) * 0.95) - 1],
                      "copies_found": found[size] / max(1, copies),
-                     "hot_median": statistics.median(hot_lookups[size])}
+                     "hot_median": statistics.median(hot_commits[size])}
     return out
 
 
@@ -337,26 +329,24 @@ def main() -> None:
                 store_n.load([make_record(f"https://hot.example/{i}", corpus.hot(i), now, now)
                               for i in range(100)], now)
             rows = measure(stores, corpus, args.queries, now, random.Random(1))
-            print(f"\nLookup and commit, the same {args.queries} queries against each size, "
-                  "interleaved (40 % edited copies of stored articles, 20 % about a busy "
+            print(f"\nCommit (lookup included), the same {args.queries} queries against each "
+                  "size, interleaved (40 % edited copies of stored articles, 20 % about a busy "
                   "topic, 40 % fresh), milliseconds:")
-            print(f"  {'stored':>7s} {'build s':>8s} {'lookup med':>10s} {'p95':>6s} "
-                  f"{'busy med':>8s} {'commit med':>10s} {'p95':>6s} {'copies found':>12s} "
+            print(f"  {'stored':>7s} {'build s':>8s} {'commit med':>10s} {'p95':>6s} "
+                  f"{'busy med':>8s} {'copies found':>12s} "
                   f"{'bytes/article':>13s} {'article hash':>12s}")
             first = rows[sizes[0]]
             for size in sizes:
                 row, (seconds, per_article, hash_size) = rows[size], built[size]
-                print(f"  {size:7d} {seconds:8.1f} {row['lookup_median']:10.2f} "
-                      f"{row['lookup_p95']:6.2f} {row['hot_median']:8.2f} "
-                      f"{row['commit_median']:10.2f} "
-                      f"{row['commit_p95']:6.2f} {row['copies_found']:12.2f} "
+                print(f"  {size:7d} {seconds:8.1f} {row['commit_median']:10.2f} "
+                      f"{row['commit_p95']:6.2f} {row['hot_median']:8.2f} "
+                      f"{row['copies_found']:12.2f} "
                       f"{per_article:13.0f} {hash_size:12.0f}")
                 if size != sizes[0]:
-                    lookup_x = f"x{row['lookup_median'] / first['lookup_median']:.2f}"
-                    hot_x = f"x{row['hot_median'] / first['hot_median']:.2f}"
                     commit_x = f"x{row['commit_median'] / first['commit_median']:.2f}"
-                    print(f"  {'':7s} {'':8s} {lookup_x:>10s} {'':6s} {hot_x:>8s} "
-                          f"{commit_x:>10s}   (median vs {sizes[0]})")
+                    hot_x = f"x{row['hot_median'] / first['hot_median']:.2f}"
+                    print(f"  {'':7s} {'':8s} {commit_x:>10s} {'':6s} {hot_x:>8s}"
+                          f"   (median vs {sizes[0]})")
             client.close()
         finally:
             server.stop()

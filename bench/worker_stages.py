@@ -7,10 +7,11 @@ redis-server, all stages run in this one process over every page, in order:
 the floor's ``httpx`` GET, ``trafilatura.extract`` and ``HSET``; then the worker's
 own, as ``worker.jobs`` runs them: fetch, clean, learned boilerplate (one HMGET),
 the article record (fingerprint), the near-duplicate and story probe, and the
-commit (lookup and commit scripts). Printed per stage: CPU and wall milliseconds
-per article, medians of ``--repeat`` passes (Redis flushed before each), and the
-sums. What the worker spends outside these (RQ's job handling, start-up) is the
-difference to ``bench/worker_throughput.py``'s figures.
+commit (the commit script, which finds the candidates, and their verification when
+it finds some). Printed per stage: CPU and wall milliseconds per article, medians
+of ``--repeat`` passes (Redis flushed before each), and the sums. What the worker
+spends outside these (RQ's job handling, start-up) is the difference to
+``bench/worker_throughput.py``'s figures.
 """
 
 from __future__ import annotations

@@ -110,11 +110,14 @@ def job_id(canonical_url: str) -> str:
 
 #: The one atomic step that decides new or duplicate, stores, indexes and announces.
 #:
-#: The worker looks up candidates first (near-duplicate buckets, story postings) and
-#: proposes a match; this script re-checks everything that could have changed since:
-#: exact keys are decided here, and a bucket or posting member that the worker did not
-#: see (another worker committed meanwhile) makes it answer ``retry`` without writing,
-#: so the worker looks again. Two copies committed at once are thus announced once.
+#: It also finds the candidates: the members of the article's near-duplicate buckets,
+#: and of its story postings those sharing enough terms, counted here so that only these
+#: few ids travel. A candidate the worker has not seen (ARGV 12) makes it answer
+#: ``retry`` without writing, with the candidates and their counts; the worker verifies
+#: them and calls again with what it saw and the match it proposes. So an article with no
+#: candidate at all (most of them) takes one call, one with candidates two, and one whose
+#: candidates another worker indexed between the two calls a third. Exact keys are
+#: decided here. Two copies committed at once are thus announced once.
 #:
 #: KEYS: 1 article hash, 2 url index of the entry link, 3 url index of the page's
 #:       own canonical URL (may equal 2), 4 fingerprint index, 5 recent zset, 6 stream,
@@ -123,15 +126,17 @@ def job_id(canonical_url: str) -> str:
 #: ARGV: 1 article id, 2 published epoch, 3 ttl seconds, 4 stream maxlen, 5 channel,
 #:       6 now epoch, 7 article key prefix ("news:article:"), 8 the page's block ids
 #:       (space-separated, may be empty), 9 most blocks kept per site,
-#:       10 nb, 11 nt, 12 ids the worker's lookup returned (LOOKUP_CANDIDATES; space-separated),
-#:       13 shared terms that make a posting a story candidate, 14 "1" to re-check
-#:       (``0`` only for bulk loads whose decisions are known), 15 most members kept per
-#:       band/term zset, 16 proposed near-duplicate id, 17 its similarity,
-#:       18 proposed same-story article id, 19 its score, 20 the evidence of the match,
-#:       21.. field, value pairs of the article
+#:       10 nb, 11 nt, 12 candidate ids the worker has seen (space-separated; none on
+#:       its first call), 13 shared terms that make a posting a story candidate, 14 "1"
+#:       to check the candidates (``0`` only for bulk loads whose decisions are known),
+#:       15 most members kept per band/term zset, 16 proposed near-duplicate id, 17 its
+#:       similarity, 18 proposed same-story article id, 19 its score, 20 the evidence
+#:       of the match, 21.. field, value pairs of the article
 #: Returns {type, id, story, duplicate_of, method, stream_id, similarity}; type
 #: "exists" when the entry's URL was stored before (a retried job): then nothing at all
-#: is written; "retry" when the worker's lookup is stale: nothing is written either.
+#: is written; "retry" when the worker has candidates to verify (or a proposed match
+#: expired): nothing is written either, and two more elements follow: the band members
+#: with the bands each shares, and the posting members with the terms each shares (flat).
 COMMIT_ARTICLE = r"""
 local existing = redis.call('GET', KEYS[2])
 if existing then
@@ -152,28 +157,37 @@ if not dup then
   if dup then method = 'fingerprint' end
 end
 if not dup and ARGV[14] == '1' then
-  -- Anything indexed since the worker looked may be a better match: look again.
   local seen = {}
   for member in string.gmatch(ARGV[12], '%S+') do seen[member] = true end
-  for i = 10, 9 + nb do
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf')) do
-      if not seen[member] and member ~= id then return {'retry', id, '', '', '', '', ''} end
-    end
-  end
-  local shared, need = {}, tonumber(ARGV[13])
-  for i = 10 + nb, 9 + nb + nt do
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf')) do
-      if not seen[member] and member ~= id then
-        shared[member] = (shared[member] or 0) + 1
-        if shared[member] >= need then return {'retry', id, '', '', '', '', ''} end
+  -- Members of zsets first .. last sharing at least need of them, flat with the count;
+  -- and whether the worker has not seen one of them.
+  local function candidates(first, last, need)
+    local counts, order, flat, unseen = {}, {}, {}, false
+    for i = first, last do
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf')) do
+        if member ~= id then
+          if not counts[member] then order[#order + 1] = member; counts[member] = 0 end
+          counts[member] = counts[member] + 1
+        end
       end
     end
+    for _, member in ipairs(order) do
+      if counts[member] >= need then
+        flat[#flat + 1] = member; flat[#flat + 1] = counts[member]
+        unseen = unseen or not seen[member]
+      end
+    end
+    return flat, unseen
   end
+  local near, near_unseen = candidates(10, 9 + nb, 1)
+  local story, story_unseen = candidates(10 + nb, 9 + nb + nt, tonumber(ARGV[13]))
+  local retry = {'retry', id, '', '', '', '', '', near, story}
+  if near_unseen or story_unseen then return retry end
   local proposed, how, value = ARGV[16], 'minhash', ARGV[17]
   if proposed == '' then proposed, how, value = ARGV[18], 'story', ARGV[19] end
   if proposed ~= '' then
     if redis.call('EXISTS', ARGV[7] .. proposed) == 0 then
-      return {'retry', id, '', '', '', '', ''}  -- it expired meanwhile
+      return retry  -- it expired meanwhile
     end
     dup, method, similarity, evidence = proposed, how, value, ARGV[20]
   end
@@ -267,41 +281,6 @@ if kind == 'new' then
   }))
 end
 return {kind, id, story, duplicate_of, method, stream_id, similarity}
-"""
-
-#: The read before a commit: the members of an article's near-duplicate buckets and
-#: story postings that could match it, counted in Redis so that only those few ids travel
-#: (a posting of a common name holds up to the cap; the article shares 1 or 2 terms with
-#: most of its members). Read-only; the commit script re-checks the same counts.
-#:
-#: KEYS: nb band zsets, then nt term zsets. ARGV: 1 nb, 2 now epoch, 3 shared terms that
-#: make a posting member a story candidate, 4 the article's own id.
-#: Returns {band members and bands shared, flat; term members and terms shared, flat},
-#: only term members sharing at least ARGV[3] terms.
-LOOKUP_CANDIDATES = r"""
-local nb, now, need, self = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local function count(first, last)
-  local counts, order = {}, {}
-  for i = first, last do
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf')) do
-      if member ~= self then
-        if not counts[member] then order[#order + 1] = member; counts[member] = 0 end
-        counts[member] = counts[member] + 1
-      end
-    end
-  end
-  return counts, order
-end
-local bands, band_order = count(1, nb)
-local terms, term_order = count(nb + 1, #KEYS)
-local near, story = {}, {}
-for _, member in ipairs(band_order) do
-  near[#near + 1] = member; near[#near + 1] = bands[member]
-end
-for _, member in ipairs(term_order) do
-  if terms[member] >= need then story[#story + 1] = member; story[#story + 1] = terms[member] end
-end
-return {near, story}
 """
 
 #: Claim due feeds for one poll each, in one round trip (the scheduler's tick).

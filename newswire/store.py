@@ -26,12 +26,13 @@ from .dedup import (
 )
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
-from .schema import COMMIT_ARTICLE, LOOKUP_CANDIDATES, Keys
+from .schema import COMMIT_ARTICLE, Keys
 from .settings import Settings
 from .siteblocks import block_ids, drop_learned
 from .stories import StoryThresholds
 
-#: Lookups retried when other workers keep indexing matching articles meanwhile.
+#: Calls of the commit script for one article: the first finds its candidates, each
+#: further one follows candidates other workers keep indexing meanwhile.
 COMMIT_ATTEMPTS = 10
 
 
@@ -100,21 +101,24 @@ class Store:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
-        self._lookup = client.register_script(LOOKUP_CANDIDATES)
 
     # -- articles ---------------------------------------------------------------
 
     def commit(self, record: ArticleRecord, now: datetime) -> CommitResult:
         """Decide new or duplicate (same URL, same text, same article edited, same
         story retold), store, index and announce: the decision and every write are one
-        atomic script; the candidate lookup before it is re-checked inside it."""
+        atomic script. Its first call stores an article that has no near-duplicate or
+        story candidate; one that has gets them back to verify here, and the next call
+        proposes the match (see ``COMMIT_ARTICLE``)."""
         published = parse_iso(record.published) or now
         article = probe(record.id, record.text, published)
+        seen: set[str] = set()
+        decision = Decision()
         for _attempt in range(COMMIT_ATTEMPTS):
-            seen, decision = self.lookup(article, now)
-            result = self._run_commit(record, article, now, seen, decision, check=True)
-            if result.type != "retry":
-                return result
+            raw = self._run_commit(record, article, now, seen, decision, check=True)
+            if decoded(raw[0]) != "retry":
+                return _result(raw)
+            seen, decision = self.verify(article, raw[7], raw[8])
         raise StoreError(
             f"article {record.id}: gave up after {COMMIT_ATTEMPTS} commits raced with others")
 
@@ -128,17 +132,13 @@ class Store:
             self._run_commit(record, article, now, set(), Decision(), check=False, client=pipe)
         return [_result(raw) for raw in pipe.execute()]
 
-    def lookup(self, article: Probe, now: datetime) -> tuple[set[str], Decision]:
-        """Read the article's buckets and postings, verify the few best candidates:
-        (every id that could match, the proposed match). Its cost is bounded by the
-        bucket cap and candidate limit, not by how many articles are stored."""
-        keys = [self.keys.band(b) for b in article.bands]
-        keys += [self.keys.term(t) for t in article.terms]
-        if not keys:
-            return set(), Decision()
-        near_raw, story_raw = self._lookup(
-            keys=keys, args=[len(article.bands), int(now.timestamp()), MIN_SHARED_TERMS,
-                             article.id])
+    def verify(
+        self, article: Probe, near_raw: Sequence[Any], story_raw: Sequence[Any],
+    ) -> tuple[set[str], Decision]:
+        """Fetch and verify the best of the candidates the commit script found (band
+        members and posting members, each with how many it shares, flat): (every id
+        that could match, the proposed match). Its cost is bounded by the bucket cap
+        and candidate limit, not by how many articles are stored."""
         bands_shared = {decoded(near_raw[i]): int(near_raw[i + 1])
                         for i in range(0, len(near_raw), 2)}
         terms_shared = {decoded(story_raw[i]): int(story_raw[i + 1])
@@ -167,12 +167,13 @@ class Store:
     def _run_commit(
         self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
         decision: Decision, *, check: bool, client: Any = None,
-    ) -> CommitResult:
+    ) -> Any:
+        """The commit script's reply (or, given a pipeline, the pipeline)."""
         flat: list[str] = []
         for name, value in record.fields().items():
             flat += [name, value]
         page_url = record.page_canonical_url or record.canonical_url
-        result = self._commit(
+        return self._commit(
             keys=[
                 self.keys.article(record.id),
                 self.keys.url(record.canonical_url),
@@ -211,9 +212,6 @@ class Store:
             ],
             client=client,
         )
-        if client is not None:
-            return CommitResult("queued", record.id, "", "", "", "")
-        return _result(result)
 
     def block_counts(self, site: str, blocks: Sequence[str]) -> list[int]:
         """How many of the site's stored pages had each block (0 for '' or unknown)."""

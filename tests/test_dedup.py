@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from newswire.cli import build_parser
-from newswire.dedup import probe
+from newswire.dedup import Decision, probe
 from newswire.errors import ConfigError
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CommitResult, iso
@@ -242,18 +242,29 @@ def test_original_and_rewrite_stored_at_once_make_one_story(redis_url, client) -
     assert len(heard.drain()) == 2
 
 
-def test_a_stale_lookup_is_retried_not_trusted(store, client) -> None:
-    # A lookup made before the original was stored sees nothing; the commit script
-    # notices the new bucket member and the store looks again.
+def test_candidates_the_worker_has_not_seen_are_returned_not_skipped(store, client) -> None:
+    # A worker that looked before the original was stored proposes nothing, having seen
+    # nothing; the commit script finds the new bucket member and hands it back instead of
+    # storing, and the store verifies it and calls again.
     copy = record("https://tj.example/leaders", EDITED)
     article = probe(copy.id, copy.text, NOW)
-    stale_seen, stale_decision = store.lookup(article, NOW)
-    assert stale_seen == set() and not stale_decision.near_id
     first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
-    raced = store._run_commit(copy, article, NOW, stale_seen, stale_decision, check=True)
-    assert raced.type == "retry"
+    raced = store._run_commit(copy, article, NOW, set(), Decision(), check=True)
+    assert raced[0] == b"retry" and first.id.encode() in raced[7]
     assert not client.exists(f"news:article:{copy.id}")
+    seen, decision = store.verify(article, raced[7], raced[8])
+    assert seen == {first.id} and decision.near_id == first.id
     assert store.commit(copy, NOW).duplicate_of == first.id
+
+
+def test_an_article_with_no_candidate_is_stored_in_one_call(store, client) -> None:
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    stored = store.commit(record("https://isle.example/ferry", (
+        "The island ferry will keep its winter timetable until the harbour is dredged.\n"
+        "Crossings leave every two hours; the last one from the mainland at eight.")), NOW)
+    assert stored.type == "new"
+    assert client.info("commandstats")["cmdstat_evalsha"]["calls"] == before + 1
 
 
 def test_site_blocks_count_pages_with_a_text_of_their_own(store, client) -> None:
