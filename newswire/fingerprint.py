@@ -25,8 +25,20 @@ def normalize_text(text: str) -> str:
     NFKC folds compatibility forms (non-breaking spaces, full-width letters,
     ligatures); ``casefold`` is Unicode's caseless matching; every run of
     punctuation, symbols and whitespace becomes one space.
+
+    Done line by line, each line's form cached: an article's text is its paragraphs
+    joined by newlines, and the worker has just normalized each paragraph for its
+    block id. The result is the same as of the whole text at once: a newline is a
+    stable code point (NFKC changes nothing across it), ``casefold`` works character
+    by character, and the newline is punctuation-and-whitespace like the spaces that
+    join the lines' forms.
     """
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(filter(None, map(_normalize_line, text.split("\n"))))
+
+
+@functools.lru_cache(maxsize=512)
+def _normalize_line(line: str) -> str:
+    folded = unicodedata.normalize("NFKC", line).casefold()
     return _NON_WORD.sub(" ", folded).strip()
 
 

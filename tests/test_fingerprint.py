@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,3 +67,13 @@ def test_invariant_under_separators_and_case(ws: list[str], a: list[str], b: lis
 def test_normalize_is_idempotent(text: str) -> None:
     once = normalize_text(text)
     assert normalize_text(once) == once
+
+
+@given(st.lists(st.text(max_size=40) | st.sampled_from(["\u0301", "\u1161", "ǅ", "ß", "\n"]),
+                max_size=12).map("\n".join))
+def test_normalized_line_by_line_as_the_whole_text_at_once(text: str) -> None:
+    # normalize_text works a line at a time, with a cache; the oracle does the whole text
+    # in one go (a combining mark or a Hangul vowel after a newline must not join the
+    # line before).
+    whole = re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    assert normalize_text(text) == whole
