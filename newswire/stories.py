@@ -51,9 +51,8 @@ september october november december
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 # The words of _WORD that can start with a capital (ASCII A-Z or not ASCII): the rest,
 # most of a text, are skipped inside the regex engine. A match just after an
-# apostrophe is checked with _starts_word.
+# apostrophe is checked with _WordStarts.
 _CAPITALISED = re.compile(r"(?<![^\W\d_])(?=[A-Z\u0080-\U0010ffff])" + _WORD.pattern, re.UNICODE)
-_LETTER_OR_APOSTROPHE = re.compile(r"[^\W\d_]|['’]", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 _QUOTE = re.compile(r"[“\"«„]([^”\"»“]{12,})[”\"»“]")
 _STEM = 6
@@ -134,10 +133,10 @@ def entities(text: str) -> Counter[str]:
     mid: Counter[str] = Counter()
     initial: Counter[str] = Counter()
     for paragraph in _fold(text).split("\n"):
-        at = 0
+        at, starts = 0, _WordStarts(paragraph)
         while match := _CAPITALISED.search(paragraph, at):
             word, start = match.group(), match.start()
-            if start and paragraph[start - 1] in "'’" and not _starts_word(paragraph, start):
+            if start and paragraph[start - 1] in "'’" and not starts.at(start):
                 at = start + 1  # inside a word: a word may still start further on in it
                 continue
             at = match.end()
@@ -158,15 +157,25 @@ def entities(text: str) -> Counter[str]:
     return found
 
 
-def _starts_word(paragraph: str, start: int) -> bool:
-    """Whether a word of :data:`_WORD` starts at ``start``, just after an apostrophe:
-    not when the apostrophe joins it to the letters before ("d'Artagnan"), yes when
-    that word already took its one apostrophe ("rock'n'Roll"). Tokenized again from
-    the start of the run of letters and apostrophes, where a word surely starts."""
-    run = start - 1
-    while run and _LETTER_OR_APOSTROPHE.match(paragraph, run - 1):
-        run -= 1
-    return any(m.start() == start for m in _WORD.finditer(paragraph, run, start + 1))
+class _WordStarts:
+    """Where the words of :data:`_WORD` start in one text, read once, left to right.
+
+    For a capital just after an apostrophe: it starts a word when that apostrophe
+    ended the word before ("rock'n'Roll"), not when it joins the letters around it
+    ("d'Artagnan"). Asked in increasing positions, as :func:`entities` scans, so a
+    paragraph's words are read at most once however many such capitals it has.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._words = _WORD.finditer(text)
+        self._after_last = len(text) + 1
+        self._start = -1  # where the word read last starts
+
+    def at(self, position: int) -> bool:
+        while self._start < position:
+            word = next(self._words, None)
+            self._start = word.start() if word else self._after_last
+        return self._start == position
 
 
 def numbers(text: str) -> frozenset[str]:
