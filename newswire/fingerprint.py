@@ -33,13 +33,24 @@ def normalize_text(text: str) -> str:
     by character, and the newline is punctuation-and-whitespace like the spaces that
     join the lines' forms.
     """
-    return " ".join(filter(None, map(_normalize_line, text.split("\n"))))
+    return " ".join(filter(None, map(_line_form, text.split("\n"))))
 
 
-@functools.lru_cache(maxsize=512)
-def _normalize_line(line: str) -> str:
+#: Lines up to this long are cached (a paragraph is); longer ones are not, so the
+#: cache holds at most about 256 x 4,000 characters twice, key and form.
+_CACHED_LINE_CHARS = 4_000
+
+
+def _line_form(line: str) -> str:
+    return _cached_line_form(line) if len(line) <= _CACHED_LINE_CHARS else _normalize(line)
+
+
+def _normalize(line: str) -> str:
     folded = unicodedata.normalize("NFKC", line).casefold()
     return _NON_WORD.sub(" ", folded).strip()
+
+
+_cached_line_form = functools.lru_cache(maxsize=256)(_normalize)
 
 
 def fingerprint(text: str) -> str:

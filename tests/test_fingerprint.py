@@ -77,3 +77,10 @@ def test_normalized_line_by_line_as_the_whole_text_at_once(text: str) -> None:
     # line before).
     whole = re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
     assert normalize_text(text) == whole
+
+
+def test_long_lines_normalized_uncached_alike() -> None:
+    line = "Ærø’s “ferry” — ＦＵＬＬ width, ﬁne; " * 300  # longer than the cached lines
+    text = f"{line}\n\n{line.upper()}\n"
+    whole = re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    assert len(line) > 4_000 and normalize_text(text) == whole
