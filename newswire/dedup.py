@@ -1,10 +1,12 @@
-"""Deciding what an incoming article is: pure, between the Redis lookup and the commit.
+"""Deciding what an incoming article is: pure, between two calls of the commit script.
 
-The store reads the article's near-duplicate buckets and story postings (bounded
-sorted sets, see :mod:`newswire.schema`; members counted in Redis), hands the
-counts to :func:`near_candidates` and :func:`story_candidates`, fetches those few
-candidates' text and publication time, and asks :func:`decide`. The commit
-script then re-checks that nothing was indexed meanwhile. Levels, in order:
+The commit script counts the members of the article's near-duplicate buckets and
+story postings (bounded sorted sets, see :mod:`newswire.schema`) and, when there
+are any, hands them back instead of storing; the store passes the counts to
+:func:`near_candidates` and :func:`story_candidates`, fetches those few
+candidates' text and publication time, and asks :func:`decide`. The script's
+next call stores the proposal, unless something was indexed meanwhile. Levels,
+in order:
 
 1. the same article (``minhash``): a candidate whose true word 3-shingle Jaccard with
    the article is at least ``neardup_threshold``, or one that contains (or is contained
@@ -36,7 +38,7 @@ MIN_CONTAINED_SHINGLES = 40
 
 @dataclass(frozen=True)
 class Probe:
-    """An article about to be stored, as the lookup sees it."""
+    """An article about to be stored, as the candidate lookup sees it."""
 
     id: str
     published: datetime
@@ -65,7 +67,7 @@ def probe(article_id: str, text: str, published: datetime) -> Probe:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored article the lookup fetched: its id, text and publication time."""
+    """A stored article fetched to verify: its id, text and publication time."""
 
     id: str
     text: str

@@ -31,8 +31,8 @@ from .settings import Settings
 from .siteblocks import block_ids, drop_learned
 from .stories import StoryThresholds
 
-#: Calls of the commit script for one article: the first finds its candidates, each
-#: further one follows candidates other workers keep indexing meanwhile.
+#: Proposals retried when other workers keep indexing matching articles meanwhile
+#: (besides the commit script's first call, which finds the candidates).
 COMMIT_ATTEMPTS = 10
 
 
@@ -114,11 +114,12 @@ class Store:
         article = probe(record.id, record.text, published)
         seen: set[str] = set()
         decision = Decision()
-        for _attempt in range(COMMIT_ATTEMPTS):
+        for proposals in range(COMMIT_ATTEMPTS + 1):  # the first call has nothing to propose
             raw = self._run_commit(record, article, now, seen, decision, check=True)
             if decoded(raw[0]) != "retry":
                 return _result(raw)
-            seen, decision = self.verify(article, raw[7], raw[8])
+            if proposals < COMMIT_ATTEMPTS:
+                seen, decision = self.verify(article, raw[7], raw[8])
         raise StoreError(
             f"article {record.id}: gave up after {COMMIT_ATTEMPTS} commits raced with others")
 

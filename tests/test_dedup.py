@@ -19,13 +19,13 @@ import redis
 
 from newswire.cli import build_parser
 from newswire.dedup import Decision, probe
-from newswire.errors import ConfigError
+from newswire.errors import ConfigError, StoreError
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CommitResult, iso
 from newswire.neardup import MINHASH_VERSION, bands_of
 from newswire.schema import article_id
 from newswire.settings import Settings
-from newswire.store import Store
+from newswire.store import COMMIT_ATTEMPTS, Store
 
 from .test_store import Announcements
 
@@ -170,7 +170,7 @@ def test_index_entries_expire_with_the_article(client, redis_url) -> None:
         assert 0 < client.ttl(key) <= 86_400
         assert client.zscore(key, first.id) == NOW.timestamp() + 86_400
     # Two days on (the keys' own TTLs run on Redis's clock, so they are still here),
-    # the lookup ignores the expired members, and the buckets a new article touches
+    # the commit script ignores the expired members, and the buckets a new article touches
     # drop them.
     later = NOW + timedelta(days=2)
     again = store.commit(record("https://tj.example/leaders", EDITED), later)
@@ -255,6 +255,62 @@ def test_candidates_the_worker_has_not_seen_are_returned_not_skipped(store, clie
     seen, decision = store.verify(article, raced[7], raced[8])
     assert seen == {first.id} and decision.near_id == first.id
     assert store.commit(copy, NOW).duplicate_of == first.id
+
+
+def racing(store: Store, redis_url: str, monkeypatch: pytest.MonkeyPatch, rounds: int):
+    """Make another worker store a fresh edit of ORIGINAL while ``store`` verifies its
+    candidates, the first ``rounds`` times: what the store sees in its buckets is then
+    always one member short. The calls to verify are counted in the returned list."""
+    other = Store(redis.Redis.from_url(redis_url), store.settings)
+    verify, calls = store.verify, []
+
+    def verify_while_another_commits(*args):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        found = verify(*args)
+        if len(calls) <= rounds:
+            other.commit(record(f"https://agg{len(calls)}.example/leaders",
+                                f"{ORIGINAL}\nReported by agency desk number {len(calls)}."), NOW)
+        return found
+
+    monkeypatch.setattr(store, "verify", verify_while_another_commits)
+    return calls
+
+
+def test_a_match_indexed_between_the_two_calls_is_verified_too(
+    store, client, redis_url, monkeypatch
+) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    calls = racing(store, redis_url, monkeypatch, rounds=1)
+    copy = store.commit(record("https://tj.example/leaders", EDITED), NOW)
+    assert len(calls) == 2  # the racer's edit came back with a second retry
+    assert copy.type == "duplicate" and copy.method == "minhash" and copy.story == first.id
+
+
+def test_the_store_gives_up_when_others_keep_racing_it(
+    store, client, redis_url, monkeypatch
+) -> None:
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    calls = racing(store, redis_url, monkeypatch, rounds=COMMIT_ATTEMPTS)
+    with pytest.raises(StoreError, match="gave up"):
+        store.commit(record("https://tj.example/leaders", EDITED), NOW)
+    assert len(calls) == COMMIT_ATTEMPTS  # none verified for a call that never comes
+    assert not client.exists(f"news:article:{article_id('https://tj.example/leaders')}")
+
+
+def test_a_proposed_match_gone_before_the_commit_is_looked_for_again(
+    store, client, monkeypatch
+) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    verify = store.verify
+
+    def verify_then_expire(*args):  # type: ignore[no-untyped-def]
+        found = verify(*args)
+        client.delete(f"news:article:{first.id}")  # expired between the two calls
+        return found
+
+    monkeypatch.setattr(store, "verify", verify_then_expire)
+    copy = store.commit(record("https://tj.example/leaders", EDITED), NOW)
+    assert copy.type == "new" and copy.duplicate_of == ""
 
 
 def test_an_article_with_no_candidate_is_stored_in_one_call(store, client) -> None:
