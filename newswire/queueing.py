@@ -110,9 +110,11 @@ def enqueue_entries(
             # crash between enqueueing and marking them seen cannot enqueue them twice.
             digest = hashlib.sha256(" ".join(e.canonical_url for e in chunk).encode())
             jid = f"batch-{digest.hexdigest()[:32]}"
+            feeds = sorted({e.feed for e in chunk})
             enqueued = _enqueue(queue, INGEST_BATCH_JOB, [e.to_payload() for e in chunk], jid,
                                 settings, len(chunk),
-                                f"ingest {len(chunk)} entries of {chunk[0].feed}")
+                                f"ingest {len(chunk)} entries of {', '.join(feeds[:3])}"
+                                + (f" and {len(feeds) - 3} more feeds" if len(feeds) > 3 else ""))
         placed += [(entry, jid) for entry in chunk]
         count += len(chunk) if enqueued else 0
     return placed, count

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import pytest
 import redis
 
+from newswire.queueing import job_entries
 from newswire.settings import Settings
 from scheduler.service import Scheduler
 
@@ -112,6 +113,26 @@ def test_conditional_get_and_304(
     assert request.headers["if-none-match"] == '"x"'
     assert request.headers["if-modified-since"] == "Wed, 19 Feb 2025 10:00:00 GMT"
     assert request.headers["user-agent"].startswith("newswire/")
+
+
+def test_new_entries_of_the_feeds_of_a_tick_share_jobs(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    # Each feed brings two entries of its own, and all three carry one in common.
+    for name in feeds:
+        site.routes[f"/feed/{name}"] = Response(200, {"Content-Type": "application/rss+xml"}, (
+            "<rss version='2.0'><channel><title>t</title>" + "".join(
+                f"<item><title>{n}</title><link>{site.base}/{n}</link></item>"
+                for n in (f"{name}-1", f"{name}-2", "common")) + "</channel></rss>").encode())
+    scheduler = schedulers[0]
+    report = scheduler.tick(T0)
+    assert report.polled == 3 and report.enqueued == 7
+    jobs = scheduler.queue.get_jobs()
+    assert len(jobs) == 1  # no worker registered: one share, one job of the tick's seven
+    assert jobs[0].description == "ingest 7 entries of alpha, beta, gamma"
+    assert sorted(p["link"].rsplit("/", 1)[1] for p in job_entries(jobs[0])) == [
+        "alpha-1", "alpha-2", "beta-1", "beta-2", "common", "gamma-1", "gamma-2"]
+    assert scheduler.tick(T0 + 900).enqueued == 0  # all seen now
 
 
 def test_one_bad_feed_never_stops_the_others(
