@@ -208,6 +208,7 @@ class Scheduler:
         """
         done: list[tuple[str, dict[str, str], float]] = []
         fresh: dict[str, FeedEntry] = {}  # one job for an entry that several feeds carry
+        carrying: set[str] = set()  # the feeds that brought some
         for name, (_, future) in list(self._inflight.items()):
             if not block and not future.done():
                 continue
@@ -219,6 +220,8 @@ class Scheduler:
                 report.errors[name] = f"internal error: {type(e).__name__}: {e}"
                 continue  # the lease lapses and the feed is polled again
             done.append((name, polled.changes, polled.next_check))
+            if polled.fresh:
+                carrying.add(name)
             for entry in polled.fresh:
                 fresh.setdefault(entry.canonical_url, entry)
             result = polled.result
@@ -228,9 +231,18 @@ class Scheduler:
             if result.error:
                 report.errors[name] = result.error
         if fresh:
-            enqueued = self.enqueue(tuple(fresh.values()))
-            metrics.ENTRIES_ENQUEUED.inc(enqueued)
-            report.enqueued += enqueued
+            try:
+                enqueued = self.enqueue(tuple(fresh.values()))
+            except Exception as e:  # Redis failing, or a bug: the other feeds' polls stand
+                log.exception("could not enqueue the new entries of %d feeds", len(carrying))
+                # Not recorded, so their leases lapse and they are polled again with
+                # their old validators: the entries come back.
+                done = [d for d in done if d[0] not in carrying]
+                for name in carrying:
+                    report.errors[name] = f"internal error: {type(e).__name__}: {e}"
+            else:
+                metrics.ENTRIES_ENQUEUED.inc(enqueued)
+                report.enqueued += enqueued
         if done:
             self.store.save_feed_states(done)
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import pytest
 import redis
 
+from newswire.model import FeedEntry
 from newswire.queueing import job_entries
 from newswire.settings import Settings
 from scheduler.service import Scheduler
@@ -133,6 +134,28 @@ def test_new_entries_of_the_feeds_of_a_tick_share_jobs(
     assert sorted(p["link"].rsplit("/", 1)[1] for p in job_entries(jobs[0])) == [
         "alpha-1", "alpha-2", "beta-1", "beta-2", "common", "gamma-1", "gamma-2"]
     assert scheduler.tick(T0 + 900).enqueued == 0  # all seen now
+
+
+def test_entries_that_could_not_be_enqueued_come_back_at_the_next_poll(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    scheduler = schedulers[0]
+    site.routes["/feed/beta"] = Response(500)
+    enqueue = scheduler.enqueue
+
+    def failing(entries: tuple[FeedEntry, ...]) -> int:
+        raise RuntimeError("queue gone")
+
+    scheduler.enqueue = failing  # type: ignore[method-assign]
+    report = scheduler.tick(T0)
+    assert report.polled == 3 and report.enqueued == 0
+    assert "queue gone" in report.errors["alpha"] and "queue gone" in report.errors["gamma"]
+    # Their states were not recorded: still leased, then polled again, entries and all.
+    assert scheduler.store.feed_state("alpha") == {}
+    assert scheduler.store.feed_state("beta")["last_status"] == "500"
+    scheduler.enqueue = enqueue  # type: ignore[method-assign]
+    again = scheduler.tick(T0 + 301)  # the five-minute lease has lapsed
+    assert again.polled == 2 and again.enqueued == 1 and not again.errors
 
 
 def test_one_bad_feed_never_stops_the_others(
