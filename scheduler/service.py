@@ -207,7 +207,7 @@ class Scheduler:
         enqueued twice).
         """
         done: list[tuple[str, dict[str, str], float]] = []
-        fresh: dict[str, FeedEntry] = {}  # one job for an entry that several feeds carry
+        fresh: list[FeedEntry] = []  # enqueue() makes one job of an entry several carry
         carrying: set[str] = set()  # the feeds that brought some
         for name, (_, future) in list(self._inflight.items()):
             if not block and not future.done():
@@ -222,8 +222,7 @@ class Scheduler:
             done.append((name, polled.changes, polled.next_check))
             if polled.fresh:
                 carrying.add(name)
-            for entry in polled.fresh:
-                fresh.setdefault(entry.canonical_url, entry)
+                fresh += polled.fresh
             result = polled.result
             metrics.observe_poll(result.status)
             report.polled += 1
@@ -232,7 +231,7 @@ class Scheduler:
                 report.errors[name] = result.error
         if fresh:
             try:
-                enqueued = self.enqueue(tuple(fresh.values()))
+                enqueued = self.enqueue(tuple(fresh))
             except Exception as e:  # Redis failing, or a bug: the other feeds' polls stand
                 log.exception("could not enqueue the new entries of %d feeds", len(carrying))
                 # Not recorded, so their leases lapse and they are polled again with
@@ -252,9 +251,9 @@ class Scheduler:
         self, feed: FeedConfig, now: float, state: dict[str, str] | None = None
     ) -> Polled:
         """Fetch and parse one feed; its never-seen entries and new state come back,
-        for the tick to enqueue and record. Never raises for the feed's own faults: they become its
-        ``last_error``. ``state``: the feed's stored state, if the caller has
-        read it already."""
+        for the tick to enqueue and record. Never raises for the feed's own faults:
+        they become its ``last_error``. ``state``: the feed's stored state, if the
+        caller has read it already."""
         if state is None:
             state = self.store.feed_state(feed.name)
         same_url = state.get("config_url") == feed.url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import pytest
 import redis
@@ -134,6 +135,32 @@ def test_new_entries_of_the_feeds_of_a_tick_share_jobs(
     assert sorted(p["link"].rsplit("/", 1)[1] for p in job_entries(jobs[0])) == [
         "alpha-1", "alpha-2", "beta-1", "beta-2", "common", "gamma-1", "gamma-2"]
     assert scheduler.tick(T0 + 900).enqueued == 0  # all seen now
+
+
+def test_an_entry_two_feeds_carry_is_enqueued_whichever_copy_is_seen(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    # alpha and beta carry one article under guids of their own; alpha's guid is marked
+    # seen (another scheduler, another URL) after the polls and before the tick
+    # enqueues: beta's copy must still be enqueued.
+    for name in ("alpha", "beta"):
+        site.routes[f"/feed/{name}"] = Response(200, {"Content-Type": "application/rss+xml"}, (
+            f"<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+            f"<link>{site.base}/shared</link><guid isPermaLink='false'>{name}-guid</guid>"
+            "</item></channel></rss>").encode())
+    scheduler = schedulers[0]
+    enqueue = scheduler.enqueue
+
+    def after_another_scheduler(entries: tuple[FeedEntry, ...]) -> int:
+        [alpha] = [e for e in entries if e.guid == "alpha-guid"]
+        scheduler.store.mark_seen([(replace(alpha, canonical_url="https://else.example/"),
+                                    "article-elsewhere")])
+        return enqueue(entries)
+
+    scheduler.enqueue = after_another_scheduler  # type: ignore[method-assign]
+    assert scheduler.tick(T0).enqueued == 2  # and gamma's own article
+    [job] = scheduler.queue.get_jobs()
+    assert [p["guid"] for p in job_entries(job) if "guid" in p["guid"]] == ["beta-guid"]
 
 
 def test_entries_that_could_not_be_enqueued_come_back_at_the_next_poll(
