@@ -203,12 +203,12 @@ class Scheduler:
         job whatever it holds. Until its state is recorded a polled feed stays leased
         to this scheduler, so no other polls it; if this one dies first, the lease
         lapses and the feed is polled again with its old validators, so its new
-        entries come back (those enqueued were marked seen as they were: none is
-        enqueued twice).
+        entries come back (those enqueued and marked seen are not enqueued again;
+        a crash between the two can enqueue them a second time, in other batches,
+        and the worker then finds them stored).
         """
         done: list[tuple[str, dict[str, str], float]] = []
-        fresh: list[FeedEntry] = []  # enqueue() makes one job of an entry several carry
-        carrying: set[str] = set()  # the feeds that brought some
+        fresh: dict[str, tuple[FeedEntry, ...]] = {}  # by feed, of those that brought some
         for name, (_, future) in list(self._inflight.items()):
             if not block and not future.done():
                 continue
@@ -221,8 +221,7 @@ class Scheduler:
                 continue  # the lease lapses and the feed is polled again
             done.append((name, polled.changes, polled.next_check))
             if polled.fresh:
-                carrying.add(name)
-                fresh += polled.fresh
+                fresh[name] = polled.fresh
             result = polled.result
             metrics.observe_poll(result.status)
             report.polled += 1
@@ -230,20 +229,39 @@ class Scheduler:
             if result.error:
                 report.errors[name] = result.error
         if fresh:
-            try:
-                enqueued = self.enqueue(tuple(fresh))
-            except Exception as e:  # Redis failing, or a bug: the other feeds' polls stand
-                log.exception("could not enqueue the new entries of %d feeds", len(carrying))
-                # Not recorded, so their leases lapse and they are polled again with
-                # their old validators: the entries come back.
-                done = [d for d in done if d[0] not in carrying]
-                for name in carrying:
-                    report.errors[name] = f"internal error: {type(e).__name__}: {e}"
-            else:
-                metrics.ENTRIES_ENQUEUED.inc(enqueued)
-                report.enqueued += enqueued
+            failed = self._enqueue_new(fresh, report)
+            # Not recorded, so their leases lapse and they are polled again with their
+            # old validators: the entries come back.
+            done = [d for d in done if d[0] not in failed]
         if done:
             self.store.save_feed_states(done)
+
+    def _enqueue_new(self, fresh: dict[str, tuple[FeedEntry, ...]], report: TickReport
+                     ) -> set[str]:
+        """Enqueue the new entries of the feeds collected, all together (an entry
+        several feeds carry is one job: :meth:`enqueue` keeps one copy); the feeds whose
+        entries could not be. Redis failing fails them all; anything else (a bug, an
+        entry RQ refuses) is tried again one feed at a time, so it holds up only the
+        feed it comes from."""
+        failed: dict[str, Exception] = {}
+        try:
+            enqueued = self.enqueue(tuple(e for entries in fresh.values() for e in entries))
+        except Exception as e:
+            log.exception("could not enqueue the new entries of %d feeds", len(fresh))
+            enqueued = 0
+            if isinstance(e, redis.RedisError):
+                failed = dict.fromkeys(fresh, e)
+            else:
+                for name, entries in fresh.items():
+                    try:
+                        enqueued += self.enqueue(entries)
+                    except Exception as one:
+                        failed[name] = one
+        for name, error in failed.items():
+            report.errors[name] = f"internal error: {type(error).__name__}: {error}"
+        metrics.ENTRIES_ENQUEUED.inc(enqueued)
+        report.enqueued += enqueued
+        return set(failed)
 
     # -- one feed --------------------------------------------------------------
 

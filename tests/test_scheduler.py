@@ -185,6 +185,28 @@ def test_entries_that_could_not_be_enqueued_come_back_at_the_next_poll(
     assert again.polled == 2 and again.enqueued == 1 and not again.errors
 
 
+def test_a_feed_whose_entries_cannot_be_enqueued_holds_up_only_itself(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    for name in feeds:
+        site.routes[f"/feed/{name}"] = Response(200, {"Content-Type": "application/rss+xml"}, (
+            f"<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+            f"<link>{site.base}/{name}-1</link></item></channel></rss>").encode())
+    scheduler = schedulers[0]
+    enqueue = scheduler.enqueue
+
+    def refusing_alpha(entries: tuple[FeedEntry, ...]) -> int:
+        if any(e.feed == "alpha" for e in entries):
+            raise ValueError("an entry RQ refuses")
+        return enqueue(entries)
+
+    scheduler.enqueue = refusing_alpha  # type: ignore[method-assign]
+    report = scheduler.tick(T0)
+    assert report.enqueued == 2 and set(report.errors) == {"alpha"}
+    assert scheduler.store.feed_state("alpha") == {}  # polled again once its lease lapses
+    assert scheduler.store.feed_state("beta")["last_status"] == "200"
+
+
 def test_one_bad_feed_never_stops_the_others(
     site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
 ) -> None:
