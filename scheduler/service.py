@@ -18,7 +18,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import redis
@@ -46,6 +46,9 @@ FEED_ACCEPT = (
 #: Seconds of one host's spaced-out requests that one tick takes on; the rest of
 #: that host's due feeds wait for the next tick, so one host cannot hold up a tick.
 HOST_TICK_BUDGET = 10.0
+#: Seconds between two collections of the polls done, in a tick that waits for its
+#: polls (``--once``); the long-running loop ticks as often while polls are in flight.
+COLLECT_EVERY = 0.2
 #: Simulated seconds between full re-syncs of the due set with the feeds file
 #: (a changed file re-syncs at once).
 RESYNC_EVERY = 300.0
@@ -194,9 +197,10 @@ class Scheduler:
         })
 
     def _collect(self, report: TickReport, *, block: bool) -> None:
-        """Move finished polls (with ``block``: all of them, once done) into ``report``:
-        enqueue their new entries together, then record their feeds' states, all in
-        one round trip.
+        """Move finished polls into ``report``: enqueue their new entries together,
+        then record their feeds' states, all in one round trip. With ``block``, until
+        none is in flight, those done every :data:`COLLECT_EVERY` seconds (so a long
+        tick's first entries don't wait for its last poll).
 
         Entries of several feeds share jobs (up to ``job_batch`` each): a poll
         brings one to three new entries, and RQ's own bookkeeping costs about 3 ms a
@@ -207,10 +211,17 @@ class Scheduler:
         a crash between the two can enqueue them a second time, in other batches,
         and the worker then finds them stored).
         """
+        while True:
+            self._collect_done(report)
+            if not block or not self._inflight:
+                return
+            wait([future for _, future in self._inflight.values()], timeout=COLLECT_EVERY)
+
+    def _collect_done(self, report: TickReport) -> None:
         done: list[tuple[str, dict[str, str], float]] = []
         fresh: dict[str, tuple[FeedEntry, ...]] = {}  # by feed, of those that brought some
         for name, (_, future) in list(self._inflight.items()):
-            if not block and not future.done():
+            if not future.done():
                 continue
             del self._inflight[name]
             try:

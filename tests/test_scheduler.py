@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
@@ -205,6 +206,29 @@ def test_a_feed_whose_entries_cannot_be_enqueued_holds_up_only_itself(
     assert report.enqueued == 2 and set(report.errors) == {"alpha"}
     assert scheduler.store.feed_state("alpha") == {}  # polled again once its lease lapses
     assert scheduler.store.feed_state("beta")["last_status"] == "200"
+
+
+def test_a_tick_that_waits_enqueues_its_fast_feeds_before_its_slowest_is_done(
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+) -> None:
+    scheduler = schedulers[0]
+    for name in ("beta", "gamma"):
+        site.routes[f"/feed/{name}"] = Response(200, {"Content-Type": "application/rss+xml"}, (
+            f"<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+            f"<link>{site.base}/{name}-1</link></item></channel></rss>").encode())
+    queued_meanwhile: list[int] = []
+
+    def slow(request: Request) -> Response:  # answers once the others are enqueued
+        deadline = time.monotonic() + 5
+        while scheduler.queue.count < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        queued_meanwhile.append(scheduler.queue.count)
+        return Response(304)
+
+    site.routes["/feed/alpha"] = slow
+    report = scheduler.tick(T0)  # as --once does
+    assert report.polled == 3 and report.enqueued == 2
+    assert queued_meanwhile and queued_meanwhile[0] >= 1
 
 
 def test_one_bad_feed_never_stops_the_others(
