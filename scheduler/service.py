@@ -203,7 +203,7 @@ class Scheduler:
         tick's first entries don't wait for its last poll).
 
         Entries of several feeds share jobs (up to ``job_batch`` each): a poll
-        brings one to three new entries, and RQ's own bookkeeping costs about 3 ms a
+        usually brings a few new entries, and RQ's own bookkeeping costs about 3 ms a
         job whatever it holds. Until its state is recorded a polled feed stays leased
         to this scheduler, so no other polls it; if this one dies first, the lease
         lapses and the feed is polled again with its old validators, so its new
