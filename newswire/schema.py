@@ -115,8 +115,8 @@ def job_id(canonical_url: str) -> str:
 #: few ids travel. A candidate the worker has not seen (ARGV 12) makes it answer
 #: ``retry`` without writing, with the candidates and their counts; the worker verifies
 #: them and calls again with what it saw and the match it proposes. So an article with no
-#: candidate at all (most of them) takes one call, one with candidates two, and one whose
-#: candidates another worker indexed between the two calls a third. Exact keys are
+#: candidate at all takes one call, one with candidates two, and one whose candidates
+#: another worker indexed between the two calls a third. Exact keys are
 #: decided here. Two copies committed at once are thus announced once.
 #:
 #: KEYS: 1 article hash, 2 url index of the entry link, 3 url index of the page's
