@@ -181,17 +181,23 @@ def _drop_standfirst(tree: HtmlElement, description: str) -> None:
             element.drop_tree()
 
 
-def _extract(tree: HtmlElement, url: str | None) -> list[str]:
+#: trafilatura's options, made once: an ``Extractor`` made per call reads its settings
+#: from a ``ConfigParser`` each time (about 0.08 ms a page, a tenth of the extraction
+#: on bench/worker_throughput.py's pages). The page's URL is left out: with links,
+#: images and metadata off, trafilatura uses it only in its log messages.
+_OPTIONS = trafilatura.settings.Extractor(
+    output_format="python", comments=False, tables=True, precision=True, fast=True,
+)
+
+
+def _extract(tree: HtmlElement) -> list[str]:
     """The main text's paragraphs: trafilatura, without its metadata pass (see
     :mod:`newswire.pagemeta`), with ``favor_precision`` (F1 0.975 against 0.965
     without it on bench/extract.py's pages), with tables (layout tables of older
     sites hold whole articles; the F1 is the same) and ``fast``: no second opinion
     from readability and jusText, which changed no page of bench/extract.py once
     the boxes are pruned (F1 0.975 either way) and took a third of the time."""
-    document = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=False, include_comments=False, include_tables=True,
-        favor_precision=True, fast=True,
-    )
+    document = trafilatura.bare_extraction(tree, options=_OPTIONS)
     if not isinstance(document, trafilatura.settings.Document):
         return []
     # Table rows come as "| cell | cell |": keep the cells, not the frame.
@@ -261,10 +267,10 @@ def clean_page(
         doomed = []
     _drop_standfirst(tree, meta.description)
     prune_tree(tree, extra=doomed)
-    paragraphs = _extract(tree, url)
+    paragraphs = _extract(tree)
     if not has_text(paragraphs):
         untouched = _parse(html)
-        paragraphs = _extract(untouched, url) if untouched is not None else []
+        paragraphs = _extract(untouched) if untouched is not None else []
     feed_title = entry.title if entry else ""
     authors = entry.authors if entry and entry.authors else meta.authors
     kept = drop_lines(
