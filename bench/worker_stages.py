@@ -5,13 +5,14 @@
 The same loopback site and pages as ``bench/worker_throughput.py`` and a real
 redis-server, all stages run in this one process over every page, in order:
 the floor's ``httpx`` GET, ``trafilatura.extract`` and ``HSET``; then the worker's
-own, as ``worker.jobs`` runs them: fetch, clean, learned boilerplate (one HMGET),
-the article record (fingerprint), the near-duplicate and story probe, and the
-commit (the commit script, which finds the candidates, and their verification when
-it finds some). Printed per stage: CPU and wall milliseconds per article, medians
-of ``--repeat`` passes (Redis flushed before each), and the sums. What the worker
-spends outside these (RQ's job handling, start-up) is the difference to
-``bench/worker_throughput.py``'s figures.
+own, as ``worker.jobs`` runs them: fetch, clean, learned boilerplate (as the
+worker remembers it), the article record (fingerprint), the near-duplicate and story
+probe, and the commit (the commit script, which checks the learned boilerplate and
+finds the candidates, and their verification when it finds some). Printed per
+stage: CPU and wall milliseconds per article, medians of ``--repeat`` passes
+(Redis flushed before each), and the sums. What the worker spends outside these
+(RQ's job handling, start-up) is the difference to ``bench/worker_throughput.py``'s
+figures.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from worker_throughput import serve  # noqa: E402
 
 from newswire.dedup import probe  # noqa: E402
 from newswire.embedded import RedisServer  # noqa: E402
-from newswire.model import FeedEntry, parse_iso  # noqa: E402
+from newswire.model import ArticleRecord, FeedEntry, parse_iso  # noqa: E402
 from newswire.settings import Settings  # noqa: E402
 from newswire.urls import canonicalize  # noqa: E402
 from worker import jobs  # noqa: E402
@@ -72,17 +73,21 @@ def one_pass(urls: list[str], runtime: Runtime, client: redis.Redis) -> Stages:
     pages = stages.run("worker: fetch", entries, jobs.fetch)
     cleaned = stages.run("worker: clean", list(zip(entries, pages, strict=True)),
                          lambda pair: jobs.clean_fetched(*pair, retry_later=True)[0])
-    min_pages = runtime.settings.boilerplate_min_pages
     learned = stages.run("worker: learned boilerplate", cleaned,
-                         lambda article: runtime.store.without_learned(article, min_pages))
+                         lambda article: runtime.store.without_learned(article, remembered=True))
     now = datetime.now(UTC)
-    records = stages.run(
-        "worker: record, fingerprint", list(zip(entries, learned, strict=True)),
-        lambda pair: jobs.build_record(pair[0], pair[1][0], now=now,
-                                       fetched_url=pair[0].canonical_url, blocks=pair[1][1]))
+
+    def made(entry: FeedEntry, view: tuple[Any, ...]) -> ArticleRecord:
+        return jobs.build_record(entry, view[0], now=now, fetched_url=entry.canonical_url,
+                                 blocks=view[1], learned_blocks=view[2])
+
+    records = stages.run("worker: record, fingerprint", list(zip(entries, learned, strict=True)),
+                         lambda pair: made(*pair))
     stages.run("worker: dedup probe", records,
                lambda r: probe(r.id, r.text, parse_iso(r.published) or now))
-    stages.run("worker: lookup and commit", records, lambda r: runtime.store.commit(r, now))
+    stages.run("worker: commit", list(zip(entries, cleaned, records, strict=True)),
+               lambda t: runtime.store.commit(t[2], now, rebuild=lambda: made(
+                   t[0], runtime.store.without_learned(t[1], remembered=True))))
     return stages
 
 

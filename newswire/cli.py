@@ -181,7 +181,7 @@ def extract_source(
         article = cleaned
     learned_removed = 0
     if store is not None:
-        learned, _ = store.without_learned(article, settings.boilerplate_min_pages)
+        learned, _, _ = store.without_learned(article)
         learned_removed = len(article.paragraphs) - len(learned.paragraphs)
         article = learned
     return {"input": source, **article.to_json(), "learned_removed": learned_removed}

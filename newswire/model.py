@@ -161,7 +161,9 @@ class ArticleRecord:
     site: str = ""
     profile: str = ""
     blocks: tuple[str, ...] = ()
-    #: Paragraphs dropped as the site's learned boilerplate.
+    #: The ids among ``blocks`` taken as the site's learned boilerplate, and how many
+    #: paragraphs went with them.
+    learned_blocks: tuple[str, ...] = ()
     learned_removed: int = 0
 
     def fields(self) -> dict[str, str]:

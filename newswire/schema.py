@@ -131,12 +131,17 @@ def job_id(canonical_url: str) -> str:
 #:       to check the candidates (``0`` only for bulk loads whose decisions are known),
 #:       15 most members kept per band/term zset, 16 proposed near-duplicate id, 17 its
 #:       similarity, 18 proposed same-story article id, 19 its score, 20 the evidence
-#:       of the match, 21.. field, value pairs of the article
+#:       of the match, 21 pages that make a block learned boilerplate (``0``: don't
+#:       check), 22 the page's block ids the worker took as learned (space-separated),
+#:       23.. field, value pairs of the article
 #: Returns {type, id, story, duplicate_of, method, stream_id, similarity}; type
 #: "exists" when the entry's URL was stored before (a retried job): then nothing at all
 #: is written; "retry" when the worker has candidates to verify (or a proposed match
 #: expired): nothing is written either, and two more elements follow: the band members
-#: with the bands each shares, and the posting members with the terms each shares (flat).
+#: with the bands each shares, and the posting members with the terms each shares (flat);
+#: "learned" when the worker took other blocks of the page as the site's boilerplate than
+#: its counts make so (ARGV 21, 22): nothing is written, and one more element follows,
+#: the page's blocks that are. The worker cleans the text again and calls again.
 COMMIT_ARTICLE = r"""
 local existing = redis.call('GET', KEYS[2])
 if existing then
@@ -147,6 +152,22 @@ local id = ARGV[1]
 local ttl = tonumber(ARGV[3])
 local now = tonumber(ARGV[6])
 local nb, nt = tonumber(ARGV[10]), tonumber(ARGV[11])
+local min_pages = tonumber(ARGV[21])
+if min_pages > 0 and ARGV[8] ~= '' then
+  local taken, blocks, learned, differs = {}, {}, {}, false
+  for block in string.gmatch(ARGV[22], '%S+') do taken[block] = true end
+  for block in string.gmatch(ARGV[8], '%S+') do blocks[#blocks + 1] = block end
+  for i = 1, #blocks, 1000 do
+    local last = math.min(i + 999, #blocks)
+    local counts = redis.call('HMGET', KEYS[9], unpack(blocks, i, last))
+    for j = i, last do
+      local is = tonumber(counts[j - i + 1] or 0) >= min_pages
+      if is then learned[#learned + 1] = blocks[j] end
+      if is ~= (taken[blocks[j]] == true) then differs = true end
+    end
+  end
+  if differs then return {'learned', id, '', '', '', '', '', learned} end
+end
 local dup, method, similarity, evidence = false, '', '', ''
 if KEYS[3] ~= KEYS[2] then
   dup = redis.call('GET', KEYS[3])
@@ -200,7 +221,7 @@ else
   method, similarity, evidence = '', '', ''
 end
 local fields = {}
-for i = 21, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 23, #ARGV do fields[#fields + 1] = ARGV[i] end
 local record = {}
 for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
 redis.call('HSET', KEYS[1], 'story', story, 'duplicate_of', duplicate_of, 'method', method,

@@ -16,7 +16,7 @@ boilerplate that is one paragraph with the body (no paragraph break between).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from .fingerprint import normalize_text
 
@@ -40,22 +40,15 @@ def block_ids(paragraphs: Sequence[str]) -> tuple[str, ...]:
 
 
 def drop_learned(
-    paragraphs: Sequence[str],
-    counts: Sequence[int],
-    *,
-    min_pages: int = MIN_PAGES,
+    paragraphs: Sequence[str], blocks: Sequence[str], learned: Collection[str]
 ) -> tuple[str, ...]:
-    """``paragraphs`` without those seen on at least ``min_pages`` other pages.
+    """``paragraphs`` without those whose id (``blocks[i]``) is ``learned``: seen on
+    at least ``min_pages`` other pages of the site.
 
-    ``counts[i]`` is the number of the site's stored pages that had paragraph
-    ``i``. Copies of one article (an update at a new URL) don't add to the
-    counts: the commit counts new stories only. An article all of whose
-    paragraphs recur keeps them: it is a copy the dedup did not catch, and a
-    copy with its text beats an empty one.
+    Copies of one article (an update at a new URL) don't add to the counts: the
+    commit counts new stories only. An article all of whose paragraphs recur keeps
+    them: it is a copy the dedup did not catch, and a copy with its text beats an
+    empty one.
     """
-    if min_pages <= 0:
-        return tuple(paragraphs)
-    kept = tuple(
-        p for p, count in zip(paragraphs, counts, strict=True) if count < min_pages
-    )
+    kept = tuple(p for p, block in zip(paragraphs, blocks, strict=True) if block not in learned)
     return kept or tuple(paragraphs)

@@ -5,7 +5,7 @@ Key names and Lua live in :mod:`newswire.schema`; this module only runs them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,8 @@ from .stories import StoryThresholds
 #: Proposals retried when other workers keep indexing matching articles meanwhile
 #: (besides the commit script's first call, which finds the candidates).
 COMMIT_ATTEMPTS = 10
+#: Sites whose learned boilerplate a store remembers between commits.
+LEARNED_SITES_MAX = 4096
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -101,22 +103,41 @@ class Store:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
+        #: Each site's learned boilerplate (block ids) as the commit script last found
+        #: it on the blocks of a page, for :meth:`without_learned`.
+        self._learned: dict[str, frozenset[str]] = {}
 
     # -- articles ---------------------------------------------------------------
 
-    def commit(self, record: ArticleRecord, now: datetime) -> CommitResult:
+    def commit(
+        self, record: ArticleRecord, now: datetime, *,
+        rebuild: Callable[[], ArticleRecord] | None = None,
+    ) -> CommitResult:
         """Decide new or duplicate (same URL, same text, same article edited, same
         story retold), store, index and announce: the decision and every write are one
         atomic script. Its first call stores an article that has no near-duplicate or
         story candidate; one that has gets them back to verify here, and the next call
-        proposes the match (see ``COMMIT_ARTICLE``)."""
+        proposes the match (see ``COMMIT_ARTICLE``).
+
+        With ``rebuild``, the script also checks the record's ``learned_blocks``
+        against the site's counts; when they differ, it answers with the true ones,
+        which this store remembers, and ``rebuild`` makes the record again (from
+        :meth:`without_learned` with ``remembered``)."""
         published = parse_iso(record.published) or now
         article = probe(record.id, record.text, published)
         seen: set[str] = set()
         decision = Decision()
         for proposals in range(COMMIT_ATTEMPTS + 1):  # the first call has nothing to propose
-            raw = self._run_commit(record, article, now, seen, decision, check=True)
-            if decoded(raw[0]) != "retry":
+            raw = self._run_commit(record, article, now, seen, decision, check=True,
+                                   check_learned=rebuild is not None)
+            kind = decoded(raw[0])
+            if kind == "learned" and rebuild is not None:
+                self._remember_learned(record.site, record.blocks, raw[7])
+                record = rebuild()
+                article = probe(record.id, record.text, published)
+                seen, decision = set(), Decision()
+                continue
+            if kind != "retry":
                 return _result(raw)
             if proposals < COMMIT_ATTEMPTS:
                 seen, decision = self.verify(article, raw[7], raw[8])
@@ -167,7 +188,7 @@ class Store:
 
     def _run_commit(
         self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
-        decision: Decision, *, check: bool, client: Any = None,
+        decision: Decision, *, check: bool, check_learned: bool = False, client: Any = None,
     ) -> Any:
         """The commit script's reply (or, given a pipeline, the pipeline)."""
         flat: list[str] = []
@@ -209,6 +230,8 @@ class Store:
                 decision.story_id,
                 f"{decision.story_score:.3f}" if decision.story_id else "",
                 decision.evidence,
+                self.settings.boilerplate_min_pages if check_learned else 0,
+                " ".join(record.learned_blocks),
                 *flat,
             ],
             client=client,
@@ -222,16 +245,34 @@ class Store:
         return [int(v) if v is not None and b else 0 for b, v in zip(blocks, values, strict=True)]
 
     def without_learned(
-        self, cleaned: CleanedArticle, min_pages: int
-    ) -> tuple[CleanedArticle, tuple[str, ...]]:
-        """The article without its site's learned boilerplate, and the ids of its
-        paragraphs as they were (what the commit counts for the site)."""
+        self, cleaned: CleanedArticle, *, remembered: bool = False
+    ) -> tuple[CleanedArticle, tuple[str, ...], tuple[str, ...]]:
+        """The article without its site's learned boilerplate: (that article, the ids
+        of its paragraphs as they were, which the commit counts for the site, the ids
+        among them taken as learned). The learned ids are read from Redis, or with
+        ``remembered`` taken from what this store last saw there: no round trip, and
+        the commit script checks them (see :meth:`commit`)."""
         if cleaned.source != "page" or not cleaned.site:
-            return cleaned, ()
+            return cleaned, (), ()
         blocks = block_ids(cleaned.paragraphs)
-        counts = self.block_counts(cleaned.site, blocks)
-        kept = drop_learned(cleaned.paragraphs, counts, min_pages=min_pages)
-        return replace(cleaned, paragraphs=kept), blocks
+        min_pages = self.settings.boilerplate_min_pages
+        if min_pages <= 0:
+            learned: Collection[str] = ()
+        elif remembered:
+            learned = self._learned.get(cleaned.site, frozenset()).intersection(blocks)
+        else:
+            counts = self.block_counts(cleaned.site, blocks)
+            learned = {b for b, n in zip(blocks, counts, strict=True) if n >= min_pages}
+        kept = drop_learned(cleaned.paragraphs, blocks, learned)
+        return replace(cleaned, paragraphs=kept), blocks, tuple(sorted(learned))
+
+    def _remember_learned(self, site: str, blocks: Sequence[str], learned: Iterable[str]) -> None:
+        """What the commit script found of ``blocks``: the ``learned`` ones are the
+        site's boilerplate, the others not."""
+        known = self._learned.pop(site, frozenset())
+        while len(self._learned) >= LEARNED_SITES_MAX:
+            del self._learned[next(iter(self._learned))]  # the one least recently changed
+        self._learned[site] = known.difference(blocks).union(decoded(b) for b in learned)
 
     def stored_id(self, canonical_url: str) -> str | None:
         """The id of the article stored for this canonical URL, if any."""

@@ -7,13 +7,18 @@ gone from every page stored after, and the body stays whole.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import redis
 
 from newswire.cli import extract_source
+from newswire.fingerprint import fingerprint
 from newswire.http import Fetcher
-from newswire.schema import Keys
+from newswire.model import ArticleRecord, CleanedArticle, CommitResult, iso
+from newswire.schema import Keys, article_id
 from newswire.settings import Settings
+from newswire.siteblocks import block_id
 from newswire.store import Store
 from newswire.urls import site_of
 from scheduler.service import Scheduler
@@ -101,3 +106,102 @@ def test_an_appeal_no_rule_names_is_learned_after_a_few_pages_of_the_site(
     assert result["text"].split("\n") == STORIES[0]
     assert result["learned_removed"] == len(SITE_BLOCKS)
     assert client.hgetall(key) == before
+
+
+# -- The learned boilerplate a worker remembers, checked by the commit script ----------
+
+BODY = ["The ferry will run a second daily crossing from June, the operator said.",
+        "Engineers finished repairs to the starboard engine of the vessel last week."]
+NOW = datetime(2025, 2, 20, 12, 0, tzinfo=UTC)
+LEDGER = "ledger.example"
+
+
+class Maker:
+    """Records of pages of one site as the worker makes them (the learned boilerplate
+    as the store remembers it), counting how often the commit had one made again."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.rebuilt = store, 0
+
+    def commit(self, url: str, paragraphs: list[str]) -> CommitResult:
+        page = CleanedArticle(title="Ferry", paragraphs=tuple(paragraphs), site=LEDGER)
+
+        def made() -> ArticleRecord:
+            article, blocks, taken = self.store.without_learned(page, remembered=True)
+            return ArticleRecord(
+                id=article_id(url), url=url, canonical_url=url, feed="ledger", title="Ferry",
+                text=article.text, published="2025-02-20T11:05:00Z", fetched=iso(NOW),
+                fingerprint=fingerprint(article.text), site=LEDGER, blocks=blocks,
+                learned_blocks=taken,
+                learned_removed=len(page.paragraphs) - len(article.paragraphs))
+
+        def again() -> ArticleRecord:
+            self.rebuilt += 1
+            return made()
+
+        return self.store.commit(made(), NOW, rebuild=again)
+
+
+def counted(client: redis.Redis, settings: Settings, counts: dict[str, int]) -> str:
+    """Give the site's learned-blocks hash these paragraph counts; its key."""
+    key = Keys(settings.prefix).site(LEDGER)
+    client.delete(key)
+    client.hset(key, mapping={block_id(p): n for p, n in counts.items()})
+    return key
+
+
+def test_a_worker_learns_the_sites_boilerplate_from_the_commit_and_remembers_it(
+    client: redis.Redis, settings: Settings
+) -> None:
+    store = Store(client, settings)
+    key = counted(client, settings, {SITE_BLOCKS[0]: settings.boilerplate_min_pages})
+    maker = Maker(store)
+
+    first = maker.commit("https://ledger.example/1", [*BODY, SITE_BLOCKS[0]])
+    # The store knew nothing of the site: the script said which block is learned,
+    # and wrote nothing until the record was made again without it.
+    assert first.type == "new" and maker.rebuilt == 1
+    assert store.article(first.id)["text"].split("\n") == BODY
+    assert store.article(first.id)["learned_removed"] == "1"
+    assert int(client.hget(key, block_id(SITE_BLOCKS[0])) or 0) == \
+        settings.boilerplate_min_pages + 1  # counted once, not once per call
+    assert int(client.hget(key, "pages") or 0) == 1
+
+    second = maker.commit("https://ledger.example/2", [STORIES[1][0], SITE_BLOCKS[0]])
+    # Remembered: no second call.
+    assert maker.rebuilt == 1
+    assert store.article(second.id)["text"] == STORIES[1][0]
+
+
+def test_a_remembered_block_the_counts_no_longer_make_boilerplate_is_kept(
+    client: redis.Redis, settings: Settings
+) -> None:
+    store = Store(client, settings)
+    counted(client, settings, {SITE_BLOCKS[0]: settings.boilerplate_min_pages})
+    maker = Maker(store)
+    maker.commit("https://ledger.example/1", [*BODY, SITE_BLOCKS[0]])
+    assert maker.rebuilt == 1
+
+    # The site's counts were halved to make room (or expired): the block is a page's
+    # own paragraph again, whatever this store remembers.
+    counted(client, settings, {SITE_BLOCKS[0]: 1})
+    later = maker.commit("https://ledger.example/2", [STORIES[1][0], SITE_BLOCKS[0]])
+    assert maker.rebuilt == 2
+    assert store.article(later.id)["text"].split("\n") == [STORIES[1][0], SITE_BLOCKS[0]]
+    maker.commit("https://ledger.example/3", [STORIES[2][0], SITE_BLOCKS[0]])
+    assert maker.rebuilt == 2  # and it remembers that too
+
+
+def test_the_check_reads_the_counts_of_a_page_with_thousands_of_paragraphs(
+    client: redis.Redis, settings: Settings
+) -> None:
+    # The script reads the counts a thousand blocks at a time (Lua's unpack has a limit),
+    # in the order of their ids: the learned one is in the last thousand.
+    paragraphs = [f"Paragraph number {n} of a very long page." for n in range(2500)]
+    learned = max(paragraphs, key=block_id)
+    counted(client, settings, {learned: settings.boilerplate_min_pages})
+    maker = Maker(Store(client, settings))
+    result = maker.commit("https://ledger.example/long", paragraphs)
+    assert maker.rebuilt == 1
+    assert Store(client, settings).article(result.id)["text"].split("\n") == \
+        [p for p in paragraphs if p != learned]

@@ -527,12 +527,12 @@ def test_redis_failing_mid_batch_fails_the_batch_and_hands_nothing_on(
     commit = newswire.store.Store.commit
     calls = 0
 
-    def commit_then_fail(store: newswire.store.Store, *args: Any) -> Any:
+    def commit_then_fail(store: newswire.store.Store, *args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise redis.ConnectionError("Redis went away")
-        return commit(store, *args)
+        return commit(store, *args, **kwargs)
 
     monkeypatch.setattr(newswire.store.Store, "commit", commit_then_fail)
     assert sched.enqueue(entries) == 3

@@ -2,8 +2,9 @@
 
 For each entry: fetch the page → clean it → drop the site's learned boilerplate →
 fingerprint → commit (one Lua script, which also counts the page's paragraphs for
-its site). A page that can't be fetched or gives no text is replaced by the feed's
-own content, and the article says so (``source=feed``, ``fetch_error``).
+its site, and checks the learned boilerplate the worker remembered). A page that
+can't be fetched or gives no text is replaced by the feed's own content, and the
+article says so (``source=feed``, ``fetch_error``).
 
 ``ingest`` takes one entry: transient failures raise while RQ has retries left
 (``Retry`` with backoff); a job with nothing to store fails with its reason in
@@ -72,6 +73,7 @@ def build_record(
     fetched_url: str,
     fetch_error: str = "",
     blocks: tuple[str, ...] = (),
+    learned_blocks: tuple[str, ...] = (),
     learned_removed: int = 0,
 ) -> ArticleRecord:
     """The article to commit, from what the feed said and what the cleaner made."""
@@ -95,6 +97,7 @@ def build_record(
         site=cleaned.site,
         profile=cleaned.profile,
         blocks=blocks,
+        learned_blocks=learned_blocks,
         learned_removed=learned_removed,
     )
 
@@ -269,15 +272,19 @@ def store_cleaned(
                 "and the feed entry has no content or summary"
             )
         log.info("article %s: using the feed's content (%s)", entry.canonical_url, fetch_error)
-    learned, blocks = runtime.store.without_learned(
-        cleaned, runtime.settings.boilerplate_min_pages
-    )
-    now = datetime.now(UTC)
-    record = build_record(
-        entry, learned, now=now, fetched_url=fetched_url, fetch_error=fetch_error,
-        blocks=blocks, learned_removed=len(cleaned.paragraphs) - len(learned.paragraphs),
-    )
-    result = runtime.store.commit(record, now)
+    article, now = cleaned, datetime.now(UTC)
+
+    def made() -> ArticleRecord:
+        # The site's learned boilerplate as this worker last saw it: the commit script
+        # checks it and has the record made again when it has changed.
+        learned, blocks, taken = runtime.store.without_learned(article, remembered=True)
+        return build_record(
+            entry, learned, now=now, fetched_url=fetched_url, fetch_error=fetch_error,
+            blocks=blocks, learned_blocks=taken,
+            learned_removed=len(article.paragraphs) - len(learned.paragraphs),
+        )
+
+    result = runtime.store.commit(made(), now, rebuild=made)
     metrics.ARTICLES.labels(result.type).inc()
     log.info(
         "article %s: %s%s (%s)", result.id, result.type,
