@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from .dedup import (
@@ -123,26 +124,15 @@ class Store:
         against the site's counts; when they differ, it answers with the true ones,
         which this store remembers, and ``rebuild`` makes the record again (from
         :meth:`without_learned` with ``remembered``)."""
-        published = parse_iso(record.published) or now
-        article = probe(record.id, record.text, published)
-        seen: set[str] = set()
-        decision = Decision()
-        for proposals in range(COMMIT_ATTEMPTS + 1):  # the first call has nothing to propose
-            raw = self._run_commit(record, article, now, seen, decision, check=True,
-                                   check_learned=rebuild is not None)
-            kind = decoded(raw[0])
-            if kind == "learned" and rebuild is not None:
-                self._remember_learned(record.site, record.blocks, raw[7])
-                record = rebuild()
-                article = probe(record.id, record.text, published)
-                seen, decision = set(), Decision()
-                continue
-            if kind != "retry":
-                return _result(raw)
-            if proposals < COMMIT_ATTEMPTS:
-                seen, decision = self.verify(article, raw[7], raw[8])
-        raise StoreError(
-            f"article {record.id}: gave up after {COMMIT_ATTEMPTS} commits raced with others")
+        return self.start_commit(record, now, rebuild=rebuild).result()
+
+    def start_commit(
+        self, record: ArticleRecord, now: datetime, *,
+        rebuild: Callable[[], ArticleRecord] | None = None,
+    ) -> Commit:
+        """:meth:`commit` in steps: the article's probe is made now; the script's first
+        call goes out with :meth:`Commit.send`, and :meth:`Commit.result` ends it."""
+        return Commit(self, record, now, rebuild)
 
     def load(self, records: Sequence[ArticleRecord], now: datetime) -> list[CommitResult]:
         """Store many articles in one pipelined round trip, indexed like :meth:`commit`
@@ -191,12 +181,21 @@ class Store:
         decision: Decision, *, check: bool, check_learned: bool = False, client: Any = None,
     ) -> Any:
         """The commit script's reply (or, given a pipeline, the pipeline)."""
+        keys, args = self._commit_call(record, article, now, seen, decision, check=check,
+                                       check_learned=check_learned)
+        return self._commit(keys=keys, args=args, client=client)
+
+    def _commit_call(
+        self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
+        decision: Decision, *, check: bool, check_learned: bool,
+    ) -> tuple[list[str], list[Any]]:
+        """The commit script's keys and arguments (see ``COMMIT_ARTICLE``)."""
         flat: list[str] = []
         for name, value in record.fields().items():
             flat += [name, value]
         page_url = record.page_canonical_url or record.canonical_url
-        return self._commit(
-            keys=[
+        return (
+            [
                 self.keys.article(record.id),
                 self.keys.url(record.canonical_url),
                 self.keys.url(page_url),
@@ -209,7 +208,7 @@ class Store:
                 *(self.keys.band(b) for b in article.bands),
                 *(self.keys.term(t) for t in article.terms),
             ],
-            args=[
+            [
                 record.id,
                 int(article.published.timestamp()),
                 self.settings.retention_seconds,
@@ -234,7 +233,6 @@ class Store:
                 " ".join(record.learned_blocks),
                 *flat,
             ],
-            client=client,
         )
 
     def block_counts(self, site: str, blocks: Sequence[str]) -> list[int]:
@@ -404,3 +402,80 @@ class Store:
 
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in decode_hash(self.redis.hgetall(self.keys.stats)).items()}
+
+
+class Commit:
+    """One article's commit (:meth:`Store.commit`) in steps, so that the worker can
+    prepare its next article while Redis runs this one's script: :meth:`send` writes
+    the script's first call on a connection of its own without waiting; :meth:`result`
+    reads the reply (or makes the call, if it was never sent or its connection failed)
+    and ends the commit as :meth:`Store.commit` does."""
+
+    def __init__(
+        self, store: Store, record: ArticleRecord, now: datetime,
+        rebuild: Callable[[], ArticleRecord] | None,
+    ) -> None:
+        self.store, self.record, self.now, self.rebuild = store, record, now, rebuild
+        self.published = parse_iso(record.published) or now
+        self.article = probe(record.id, record.text, self.published)
+        self._sent: Any = None  # the connection whose reply is the first call's
+
+    def _call(self, seen: set[str], decision: Decision) -> Any:
+        return self.store._run_commit(self.record, self.article, self.now, seen, decision,
+                                      check=True, check_learned=self.rebuild is not None)
+
+    def send(self) -> None:
+        """Put the script's first call on the wire; its reply waits for :meth:`result`.
+        A connection that fails here leaves the call to :meth:`result`, with the
+        client's retries."""
+        keys, args = self.store._commit_call(
+            self.record, self.article, self.now, set(), Decision(), check=True,
+            check_learned=self.rebuild is not None)
+        pool = self.store.redis.connection_pool
+        connection: Any = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self.store._commit.sha, len(keys), *keys, *args)
+        except (redis.ConnectionError, redis.TimeoutError):
+            connection.disconnect()
+            pool.release(connection)
+            return
+        self._sent = connection
+
+    def _first_reply(self) -> Any:
+        connection, self._sent = self._sent, None
+        if connection is not None:
+            pool = self.store.redis.connection_pool
+            try:
+                return self.store.redis.parse_response(  # type: ignore[no-untyped-call]
+                    connection, "EVALSHA")
+            except NoScriptError:
+                pass  # Redis restarted meanwhile: the call below loads the script again
+            except (redis.ConnectionError, redis.TimeoutError):
+                # Called again below; had the script run, the call finds the URL stored
+                # ("exists"), as the client's own retry would.
+                connection.disconnect()
+            finally:
+                pool.release(connection)
+        return self._call(set(), Decision())
+
+    def result(self) -> CommitResult:
+        raw = self._first_reply()
+        seen: set[str] = set()
+        decision = Decision()
+        for proposals in range(COMMIT_ATTEMPTS + 1):  # the first call has nothing to propose
+            if proposals:
+                raw = self._call(seen, decision)
+            kind = decoded(raw[0])
+            if kind == "learned" and self.rebuild is not None:
+                self.store._remember_learned(self.record.site, self.record.blocks, raw[7])
+                self.record = self.rebuild()
+                self.article = probe(self.record.id, self.record.text, self.published)
+                seen, decision = set(), Decision()
+                continue
+            if kind != "retry":
+                return _result(raw)
+            if proposals < COMMIT_ATTEMPTS:
+                seen, decision = self.store.verify(self.article, raw[7], raw[8])
+        raise StoreError(
+            f"article {self.record.id}: gave up after {COMMIT_ATTEMPTS} commits raced with "
+            "others")

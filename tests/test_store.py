@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import redis
 
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, iso
-from newswire.schema import article_id
+from newswire.schema import COMMIT_ARTICLE, article_id
 from newswire.settings import Settings
 from newswire.store import Store
 
@@ -145,3 +146,58 @@ def test_old_articles_stay_in_recent_until_they_expire(client, redis_url) -> Non
     assert client.zscore("news:recent", old.id) is not None  # published long ago, stored now
     store.commit(record("https://x.example/new", "new text"), NOW + timedelta(days=2))
     assert client.zscore("news:recent", old.id) is None  # its hash expired: index follows
+
+
+# -- A commit in steps: sent, then its reply read while the next article is made --------
+
+
+def test_commits_sent_ahead_store_each_article_in_order(client, redis_url) -> None:
+    store = make_store(client, redis_url)
+    heard = Announcements(client)
+    first = store.start_commit(record("https://mt.example/a"), NOW)
+    first.send()
+    # The next article's probe is made while Redis runs the first one's script.
+    second = store.start_commit(record("https://tj.example/b", "A different story."), NOW)
+    a = first.result()
+    second.send()
+    b = second.result()
+    assert (a.type, b.type) == ("new", "new")
+    assert [m["id"] for m in heard.drain()] == [a.id, b.id]
+    assert [e[1][b"id"].decode() for e in client.xrange("news:stream")] == [a.id, b.id]
+
+
+def test_a_commit_sent_to_a_redis_without_the_script_loads_it_and_stores_once(
+    client, redis_url
+) -> None:
+    store = make_store(client, redis_url)
+    client.script_flush()  # as after a restart of Redis
+    commit = store.start_commit(record("https://mt.example/a"), NOW)
+    commit.send()
+    result = commit.result()
+    assert result.type == "new"
+    assert store.article(result.id)["url"] == "https://mt.example/a?utm_source=rss"
+    assert client.xlen("news:stream") == 1
+
+
+def test_a_commit_whose_reply_is_lost_finds_its_article_stored(
+    client, redis_url, monkeypatch
+) -> None:
+    store = make_store(client, redis_url)
+    client.script_load(COMMIT_ARTICLE)
+    commit = store.start_commit(record("https://mt.example/a"), NOW)
+    commit.send()
+    deadline = time.monotonic() + 5
+    while not client.exists(f"news:article:{article_id('https://mt.example/a')}"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    # The script ran; its reply is lost on the way.
+    def lost(self: redis.Redis, *args: object, **kwargs: object) -> None:
+        monkeypatch.undo()
+        raise redis.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(redis.Redis, "parse_response", lost)
+    result = commit.result()
+    # Called again, as the client's own retry would: the URL is stored.
+    assert (result.type, result.id) == ("exists", article_id("https://mt.example/a"))
+    assert client.xlen("news:stream") == 1

@@ -524,17 +524,23 @@ def test_redis_failing_mid_batch_fails_the_batch_and_hands_nothing_on(
     for n in range(3):
         site.routes[f"/r{n}"] = html(distinct_page(20 + n))
     entries = tuple(make_entry(site, f"/r{n}") for n in range(3))
-    commit = newswire.store.Store.commit
+    send = newswire.store.Commit.send
     calls = 0
 
-    def commit_then_fail(store: newswire.store.Store, *args: Any, **kwargs: Any) -> Any:
+    def send_then_fail(commit: newswire.store.Commit) -> None:
+        # Redis goes away at the second commit: its call never reaches it, and the
+        # client's own tries fail too.
         nonlocal calls
         calls += 1
-        if calls == 2:
-            raise redis.ConnectionError("Redis went away")
-        return commit(store, *args, **kwargs)
+        if calls == 1:
+            send(commit)
+            return
+        monkeypatch.setattr(newswire.store.Store, "_run_commit", went_away)
 
-    monkeypatch.setattr(newswire.store.Store, "commit", commit_then_fail)
+    def went_away(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(newswire.store.Commit, "send", send_then_fail)
     assert sched.enqueue(entries) == 3
     [batch] = batch_jobs(client)
 

@@ -32,10 +32,18 @@ from newswire.clean import clean_feed_entry, clean_response
 from newswire.errors import ExtractError, FetchError, TransientFetchError
 from newswire.fingerprint import fingerprint
 from newswire.http import PAGE_ACCEPT
-from newswire.model import ArticleRecord, CleanedArticle, FeedEntry, FetchedResponse, iso
+from newswire.model import (
+    ArticleRecord,
+    CleanedArticle,
+    CommitResult,
+    FeedEntry,
+    FetchedResponse,
+    iso,
+)
 from newswire.profiles import profiles_for
 from newswire.queueing import enqueue_one, ingest_queue
 from newswire.schema import article_id
+from newswire.store import Commit
 from newswire.urls import InvalidURL, canonicalize, host_of
 
 from .runtime import current
@@ -215,7 +223,9 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
     run page after page keeps its code and data in the CPU's caches, where one page
     through all stages evicts them (600 loopback pages in one process, batches of
     16: 4.8 ms of CPU an article page by page, 3.9 ms in rounds). The commits stay
-    in order, one after the other: each sees the ones before."""
+    in order, one after the other: each sees the ones before. But an article's
+    record and probe are made while Redis runs the commit script of the one before
+    (:class:`newswire.store.Commit`): its reply is read only then."""
     runtime = current()
     entries = [FeedEntry.from_payload(p) for p in payloads]
     stored = runtime.store.stored_ids([e.canonical_url for e in entries])
@@ -223,21 +233,49 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
                for e, sid in zip(entries, stored, strict=True) if sid]
     todo = [e for e, sid in zip(entries, stored, strict=True) if not sid]
     for pages in rounds(prefetched(todo, runtime.settings.fetch_ahead), ROUND_BYTES):
+        sent: tuple[FeedEntry, Commit | Exception] | None = None
         for entry, cleaned in [(entry, _cleaned(entry, fetched)) for entry, fetched in pages]:
-            try:
-                if isinstance(cleaned, Exception):
-                    raise cleaned
-                result = store_cleaned(entry, *cleaned)
-            except redis.RedisError:
-                raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
-            except Exception as e:  # counted as a failure by its own job, if it fails there
-                queue = ingest_queue(runtime.settings, runtime.store.redis)
-                job = enqueue_one(queue, entry, runtime.settings) or ""
-                log.warning("article %s: %s; handed to a job of its own (%s)",
-                            entry.canonical_url, e, job or "already queued")
-                result = {"result": "requeued", "job": job, "error": str(e)}
-            results.append({"url": entry.canonical_url, **result})
+            commit = _started(entry, cleaned)
+            if sent is not None:
+                results.append(_settled(*sent))
+            if isinstance(commit, Commit):
+                commit.send()
+            sent = (entry, commit)
+        if sent is not None:
+            results.append(_settled(*sent))
     return {"results": results}
+
+
+def _started(
+    entry: FeedEntry, cleaned: tuple[CleanedArticle | None, str, str] | Exception
+) -> Commit | Exception:
+    """The entry's commit, started (:func:`start_commit`), or what kept it from one."""
+    try:
+        if isinstance(cleaned, Exception):
+            raise cleaned
+        return start_commit(entry, *cleaned)
+    except redis.RedisError:
+        raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
+    except Exception as e:
+        return e.with_traceback(None)
+
+
+def _settled(entry: FeedEntry, commit: Commit | Exception) -> dict[str, str]:
+    """The entry's result in a batch: its commit's, or the job it was handed to."""
+    try:
+        if isinstance(commit, Exception):
+            raise commit
+        result = reported(entry, commit.result())
+    except redis.RedisError:
+        raise
+    except Exception as e:  # counted as a failure by its own job, if it fails there
+        runtime = current()
+        queue = ingest_queue(runtime.settings, runtime.store.redis)
+        job = enqueue_one(queue, entry, runtime.settings) or ""
+        log.warning("article %s: %s; handed to a job of its own (%s)",
+                    entry.canonical_url, e, job or "already queued")
+        result = {"result": "requeued", "job": job, "error": str(e)}
+    return {"url": entry.canonical_url, **result}
 
 
 def _cleaned(
@@ -263,6 +301,14 @@ def store_cleaned(
     entry: FeedEntry, cleaned: CleanedArticle | None, fetched_url: str, fetch_error: str
 ) -> dict[str, str]:
     """Commit the cleaned page (or, without one, the feed's content)."""
+    return reported(entry, start_commit(entry, cleaned, fetched_url, fetch_error).result())
+
+
+def start_commit(
+    entry: FeedEntry, cleaned: CleanedArticle | None, fetched_url: str, fetch_error: str
+) -> Commit:
+    """The commit of the cleaned page (or, without one, the feed's content), its record
+    and probe made, not yet sent."""
     runtime = current()
     if cleaned is None:
         cleaned = clean_feed_entry(entry)
@@ -284,7 +330,11 @@ def store_cleaned(
             learned_removed=len(article.paragraphs) - len(learned.paragraphs),
         )
 
-    result = runtime.store.commit(made(), now, rebuild=made)
+    return runtime.store.start_commit(made(), now, rebuild=made)
+
+
+def reported(entry: FeedEntry, result: CommitResult) -> dict[str, str]:
+    """A commit's result, counted and logged, as the job returns it."""
     metrics.ARTICLES.labels(result.type).inc()
     log.info(
         "article %s: %s%s (%s)", result.id, result.type,
