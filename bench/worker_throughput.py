@@ -145,20 +145,25 @@ with httpx.Client() as client:
 def timed(commands: list[list[str]], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds until every command (started together) has exited with 0, and
     the CPU seconds (user and system) they used in all."""
+    # Each child logs to a file of its own: a pipe not read while another child is
+    # waited for would fill and stall its writer.
+    logs = [tempfile.TemporaryFile() for _ in commands]
     started = time.perf_counter()
     processes = [subprocess.Popen(c, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for c in commands]
+                                  stdout=subprocess.DEVNULL, stderr=log)
+                 for c, log in zip(commands, logs, strict=True)]
     cpu = 0.0
-    for process in processes:
-        assert process.stderr is not None
-        err = process.stderr.read()  # a full pipe would block the child
+    for process, log in zip(processes, logs, strict=True):
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
-            raise SystemExit(f"{' '.join(process.args)} failed:\n{err.decode()[-2000:]}")
+            log.seek(0)
+            raise SystemExit(f"{' '.join(process.args)} failed:\n{log.read().decode()[-2000:]}")
         cpu += usage.ru_utime + usage.ru_stime
-    return time.perf_counter() - started, cpu
+    elapsed = time.perf_counter() - started
+    for log in logs:
+        log.close()
+    return elapsed, cpu
 
 
 def _rss_mib(pid: int) -> float | None:
