@@ -253,6 +253,20 @@ def test_recent_lists_stored_articles(newsroom: Newsroom) -> None:
     assert {json.loads(line)["feed"] for line in only.stdout.splitlines()} == {"thejournal"}
 
 
+def test_a_burst_worker_exits_with_every_line_of_its_log_written(newsroom: Newsroom) -> None:
+    # The worker ends its process without the interpreter's teardown (exit_now): what
+    # it logged must all be out by then, down to RQ's last line.
+    room = newsroom
+    scheduler = room.run("-m", "scheduler", "--once")
+    assert scheduler.returncode == 0, scheduler.stderr
+    worker = room.run("-m", "worker", "--burst")
+    assert worker.returncode == 0, worker.stderr
+    stored = {a["id"] for a in room.articles()}
+    logged = set(re.findall(r"newswire\.worker: article (\w+): (?:new|duplicate) ", worker.stderr))
+    assert stored and logged == stored
+    assert "unsubscribing from channel" in worker.stderr.splitlines()[-1]
+
+
 def test_stored_texts_are_the_whole_bodies_without_boilerplate(newsroom: Newsroom) -> None:
     """Every NEWS-SHAPES page, stored by the real worker: exactly its expected body."""
     room = newsroom
