@@ -14,7 +14,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from newswire import boilerplate
 from newswire.boilerplate import is_boilerplate_line, prune_tree
 from newswire.clean import clean_page, clean_response, decode_html
 from newswire.errors import ConfigError, ExtractError
@@ -202,6 +205,35 @@ def test_a_story_about_donations_is_not_an_appeal() -> None:
         "March, up to a total of five million euros, to help rebuild bridges and roads.",
     ]
     assert _body(_doc("".join(f"<p>{p}</p>" for p in story))) == story
+
+
+#: Pieces of the cue patterns and of words around them, for the cue tests below.
+CUE_PIECES = [
+    "donate", "donation", "contribute", "contribution", "support", "supporting us",
+    "supporters", "make a gift", "become a member", "membership", "patreon", "one-time",
+    "gift", "monthly", "chip in", "pledge", "dear reader", "readers", "a message from",
+    "readers like you", "reader-funded", "independent journalism", "free of charge",
+    "without a paywall", "free for everyone", "we need your help", "help us keep",
+    "can you help", "costs money", "keeps it open", "before you go", "remind me later",
+    "not ready to give", "maybe later", "no thanks", "already a member", "newsletter",
+    "sign up", "signup", "subscribe", "subscription", "unsubscribe", "inbox", "un", "re",
+    "the", "council", "said", "ferry", "a", "s", "-", "'", ".", ",", " ", "  ", "\n",
+    "Support", "NEWSLETTER", "Remind Me Later",
+]
+
+
+@given(st.lists(st.sampled_from(CUE_PIECES), max_size=30).map("".join))
+def test_the_cue_hints_never_hide_a_cue(text: str) -> None:
+    # The hints (one search for any group's, then each group's) only spare the full
+    # patterns text they cannot match: the bits are those of the patterns alone.
+    stripped = " ".join(text.split()).lower()
+    expected = 0
+    if stripped in boilerplate._LABELS or stripped.rstrip(".!?:") in boilerplate._LABELS:
+        expected |= boilerplate._LABEL_BIT
+    for bit, _, pattern in boilerplate._CUE_GROUPS:
+        if pattern.search(stripped):
+            expected |= bit
+    assert boilerplate._text_cues(text) == expected
 
 
 def test_newsletter_box_with_a_form_goes() -> None:
