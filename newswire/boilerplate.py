@@ -204,11 +204,10 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
         if tag not in _BOX_TAGS and (parent := element.getparent()) is not None \
                 and parent.tag in _PARAGRAPH_TAGS:
             # Inline in a paragraph, which measures all of its text itself: only
-            # whether it holds a form control counts.
-            if not form:
-                form = any(inner.form for child in element
-                           if (inner := boxes.get(child)) is not None)
-            boxes[element] = _Box(tag, 0, 0, 0, form)
+            # whether it holds a form control counts, so only such a one is kept.
+            if form or any(inner.form for child in element
+                           if (inner := boxes.get(child)) is not None):
+                boxes[element] = _Box(tag, 0, 0, 0, True)
             continue
         if tag in _PARAGRAPH_TAGS:
             text = _text_of(element)
