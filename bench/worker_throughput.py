@@ -142,14 +142,15 @@ with httpx.Client() as client:
 """
 
 
-def timed(commands: list[list[str]], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds until every command (started together) has exited with 0, and
-    the CPU seconds (user and system) they used in all."""
+def timed(commands: list[list[str]], env: dict[str, str],
+          cwd: Path = ROOT) -> tuple[float, float]:
+    """Wall seconds until every command (started together, in ``cwd``) has exited with
+    0, and the CPU seconds (user and system) they used in all."""
     # Each child logs to a file of its own: a pipe not read while another child is
     # waited for would fill and stall its writer.
     logs = [tempfile.TemporaryFile() for _ in commands]
     started = time.perf_counter()
-    processes = [subprocess.Popen(c, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+    processes = [subprocess.Popen(c, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=log)
                  for c, log in zip(commands, logs, strict=True)]
     cpu = 0.0

@@ -1,0 +1,88 @@
+"""One worker of several checkouts against the floor, alternated on the same pages.
+
+    .venv/bin/python bench/worker_ab.py [--pages 300] [--rounds 8] CHECKOUT [CHECKOUT...]
+
+The development machine is shared and its speed drifts by half within minutes, so
+figures from runs minutes apart compare badly. This runs, round after round, the
+floor of ``bench/worker_throughput.py`` and then ``python -m worker --burst`` of each
+CHECKOUT (a directory holding a newswire tree, e.g. from ``git worktree add
+/tmp/before REV``; it runs with this venv's packages) on the same loopback site and
+Redis, flushed and enqueued before each, and prints the medians of wall time and CPU
+per article of each, and the floor / worker ratio of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from worker_throughput import FLOOR, enqueue, serve, timed  # noqa: E402
+
+from newswire.embedded import RedisServer  # noqa: E402
+from newswire.settings import Settings  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("checkouts", nargs="+", type=Path, metavar="CHECKOUT")
+    args = parser.parse_args()
+    for checkout in args.checkouts:
+        if not (checkout / "worker" / "__main__.py").exists():
+            parser.error(f"{checkout}: no newswire tree there (worker/__main__.py)")
+
+    ready, sender = mp.Pipe(duplex=False)
+    site = mp.Process(target=serve, args=(args.pages, sender), daemon=True)
+    site.start()
+    port = ready.recv()
+    urls = [f"http://127.0.0.1:{port}/a/{n}" for n in range(args.pages)]
+    folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
+    server = RedisServer(folder, persist=False).start()
+    client = redis.Redis.from_url(server.url)
+    settings = Settings(redis_url=server.url, allow_private_networks=True,
+                        feeds_path=folder / "feeds.toml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSWIRE_", "REDIS_"))}
+    env.update(REDIS_URL=server.url, NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
+               NEWSWIRE_OBEY_ROBOTS="0", NEWSWIRE_FEEDS=str(folder / "feeds.toml"))
+    names = ["floor", *(str(c) for c in args.checkouts)]
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    try:
+        for _ in range(args.rounds):
+            client.flushall()
+            figures["floor"].append(timed([[sys.executable, "-c", FLOOR, server.url, *urls]],
+                                          dict(env, PYTHONPATH=str(ROOT))))
+            for checkout in args.checkouts:
+                client.flushall()
+                enqueue(settings, client, urls)
+                figures[str(checkout)].append(timed(
+                    [[sys.executable, "-m", "worker", "--burst"]],
+                    dict(env, PYTHONPATH=str(checkout.resolve())), cwd=checkout.resolve()))
+                stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
+                assert stored == len(urls), f"{checkout}: {stored} of {len(urls)} stored"
+    finally:
+        client.close()
+        server.stop()
+        site.terminate()
+    print(f"{len(urls)} pages, {args.rounds} rounds, medians, {os.cpu_count()} cores")
+    wall = {name: statistics.median(w for w, _ in runs) for name, runs in figures.items()}
+    for name, runs in figures.items():
+        cpu = statistics.median(c for _, c in runs)
+        ratio = f"  floor / worker {wall['floor'] / wall[name]:.2f}" if name != "floor" else ""
+        print(f"  {name:24} {wall[name]:6.2f} s  {1000 * cpu / len(urls):5.2f} ms CPU/article"
+              f"{ratio}  (runs: {', '.join(f'{w:.2f}' for w, _ in runs)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
