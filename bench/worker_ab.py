@@ -14,22 +14,15 @@ per article of each, and the floor / worker ratio of each.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
-
-import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker_throughput import FLOOR, enqueue, serve, timed  # noqa: E402
-
-from newswire.embedded import RedisServer  # noqa: E402
-from newswire.settings import Settings  # noqa: E402
+from worker_throughput import FLOOR, Bench, enqueue, timed  # noqa: E402
 
 
 def main() -> int:
@@ -42,38 +35,25 @@ def main() -> int:
         if not (checkout / "worker" / "__main__.py").exists():
             parser.error(f"{checkout}: no newswire tree there (worker/__main__.py)")
 
-    ready, sender = mp.Pipe(duplex=False)
-    site = mp.Process(target=serve, args=(args.pages, sender), daemon=True)
-    site.start()
-    port = ready.recv()
-    urls = [f"http://127.0.0.1:{port}/a/{n}" for n in range(args.pages)]
-    folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
-    server = RedisServer(folder, persist=False).start()
-    client = redis.Redis.from_url(server.url)
-    settings = Settings(redis_url=server.url, allow_private_networks=True,
-                        feeds_path=folder / "feeds.toml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSWIRE_", "REDIS_"))}
-    env.update(REDIS_URL=server.url, NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
-               NEWSWIRE_OBEY_ROBOTS="0", NEWSWIRE_FEEDS=str(folder / "feeds.toml"))
+    bench = Bench.start(args.pages)
+    client, urls = bench.client, bench.urls
     names = ["floor", *(str(c) for c in args.checkouts)]
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     try:
         for _ in range(args.rounds):
             client.flushall()
-            figures["floor"].append(timed([[sys.executable, "-c", FLOOR, server.url, *urls]],
-                                          dict(env, PYTHONPATH=str(ROOT))))
+            figures["floor"].append(timed(
+                [[sys.executable, "-c", FLOOR, bench.settings.redis_url, *urls]], bench.env))
             for checkout in args.checkouts:
                 client.flushall()
-                enqueue(settings, client, urls)
+                enqueue(bench.settings, client, urls)
                 figures[str(checkout)].append(timed(
                     [[sys.executable, "-m", "worker", "--burst"]],
-                    dict(env, PYTHONPATH=str(checkout.resolve())), cwd=checkout.resolve()))
+                    dict(bench.env, PYTHONPATH=str(checkout.resolve())), cwd=checkout.resolve()))
                 stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
                 assert stored == len(urls), f"{checkout}: {stored} of {len(urls)} stored"
     finally:
-        client.close()
-        server.stop()
-        site.terminate()
+        bench.stop()
     print(f"{len(urls)} pages, {args.rounds} rounds, medians, {os.cpu_count()} cores")
     wall = {name: statistics.median(w for w, _ in runs) for name, runs in figures.items()}
     for name, runs in figures.items():

@@ -20,10 +20,8 @@ figures.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -36,12 +34,10 @@ import trafilatura
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker_throughput import serve  # noqa: E402
+from worker_throughput import Bench  # noqa: E402
 
 from newswire.dedup import probe  # noqa: E402
-from newswire.embedded import RedisServer  # noqa: E402
 from newswire.model import ArticleRecord, FeedEntry, parse_iso  # noqa: E402
-from newswire.settings import Settings  # noqa: E402
 from newswire.store import Commit  # noqa: E402
 from newswire.urls import canonicalize  # noqa: E402
 from worker import jobs  # noqa: E402
@@ -117,25 +113,15 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    ready, sender = mp.Pipe(duplex=False)
-    site = mp.Process(target=serve, args=(args.pages, sender), daemon=True)
-    site.start()
-    port = ready.recv()
-    urls = [f"http://127.0.0.1:{port}/a/{n}" for n in range(args.pages)]
-    folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
-    server = RedisServer(folder, persist=False).start()
-    client = redis.Redis.from_url(server.url)
-    settings = Settings(redis_url=server.url, allow_private_networks=True, obey_robots=False,
-                        feeds_path=folder / "feeds.toml")
+    bench = Bench.start(args.pages)
+    client, urls, settings = bench.client, bench.urls, bench.settings
     runtime = Runtime.create(settings)
     install(runtime)
     try:
         passes = [one_pass(urls, runtime, client) for _ in range(args.repeat)]
     finally:
         runtime.fetcher.close()
-        client.close()
-        server.stop()
-        site.terminate()
+        bench.stop()
     print(f"{args.pages} pages, one process, medians of {args.repeat} passes, "
           "milliseconds per article")
     print(f"  {'stage':34} {'CPU':>6} {'wall':>6}")

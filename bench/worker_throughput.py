@@ -43,8 +43,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -212,6 +214,42 @@ def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
         scheduler.close()
 
 
+@dataclass
+class Bench:
+    """The loopback site serving ``urls`` in a process of its own, and a real
+    redis-server in a child, with the settings and environment newswire runs with."""
+
+    site: mp.Process
+    server: RedisServer
+    client: redis.Redis
+    urls: list[str]
+    settings: Settings
+    env: dict[str, str]
+
+    @classmethod
+    def start(cls, pages: int, **settings: Any) -> Bench:
+        ready, sender = mp.Pipe(duplex=False)
+        site = mp.Process(target=serve, args=(pages, sender), daemon=True)
+        site.start()
+        port = ready.recv()
+        folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
+        server = RedisServer(folder, persist=False).start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSWIRE_", "REDIS_"))}
+        env.update(REDIS_URL=server.url, NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
+                   NEWSWIRE_OBEY_ROBOTS="0", NEWSWIRE_FEEDS=str(folder / "feeds.toml"),
+                   PYTHONPATH=str(ROOT))
+        return cls(site, server, redis.Redis.from_url(server.url),
+                   [f"http://127.0.0.1:{port}/a/{n}" for n in range(pages)],
+                   Settings(redis_url=server.url, allow_private_networks=True,
+                            obey_robots=False, feeds_path=folder / "feeds.toml", **settings),
+                   env)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.stop()
+        self.site.terminate()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=300)
@@ -221,21 +259,9 @@ def main() -> int:
                         help="entries per RQ job (default: %(default)s, as NEWSWIRE_JOB_BATCH)")
     args = parser.parse_args()
 
-    ready, sender = mp.Pipe(duplex=False)
     count = args.memory or args.pages
-    site = mp.Process(target=serve, args=(count, sender), daemon=True)
-    site.start()
-    port = ready.recv()
-    urls = [f"http://127.0.0.1:{port}/a/{n}" for n in range(count)]
-    folder = Path(tempfile.mkdtemp(prefix="newswire-bench-"))
-    server = RedisServer(folder, persist=False).start()
-    client = redis.Redis.from_url(server.url)
-    settings = Settings(redis_url=server.url, allow_private_networks=True,
-                        feeds_path=folder / "feeds.toml", job_batch=args.job_batch)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSWIRE_", "REDIS_"))}
-    env.update(REDIS_URL=server.url, NEWSWIRE_ALLOW_PRIVATE_NETWORKS="1",
-               NEWSWIRE_OBEY_ROBOTS="0", NEWSWIRE_FEEDS=str(folder / "feeds.toml"),
-               PYTHONPATH=str(ROOT))
+    bench = Bench.start(count, job_batch=args.job_batch)
+    client, urls, settings, env = bench.client, bench.urls, bench.settings, bench.env
     worker = [sys.executable, "-m", "worker", "--burst"]
     try:
         if args.memory:
@@ -259,7 +285,7 @@ def main() -> int:
                 f"{n}: {mib:.0f} MiB" for n, mib in samples))
             print(f"worker's largest RSS seen over the run: {peak_mib:.0f} MiB")
             return 0
-        floor = [sys.executable, "-c", FLOOR, server.url]
+        floor = [sys.executable, "-c", FLOOR, settings.redis_url]
         half = len(urls) // 2
         runs = {"floor": [floor + urls],
                 "2 floors": [floor + urls[:half], floor + urls[half:]],
@@ -302,9 +328,7 @@ def main() -> int:
               f"{wall['floor'] / wall['2 floors']:.2f}  "
               f"({work['floor'] / work['2 floors']:.2f} without start-up)")
     finally:
-        client.close()
-        server.stop()
-        site.terminate()
+        bench.stop()
     return 0
 
 
