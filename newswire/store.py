@@ -35,8 +35,9 @@ from .stories import StoryThresholds
 #: Proposals retried when other workers keep indexing matching articles meanwhile
 #: (besides the commit script's first call, which finds the candidates).
 COMMIT_ATTEMPTS = 10
-#: Sites whose learned boilerplate a store remembers between commits.
-LEARNED_SITES_MAX = 4096
+#: Block ids of sites' learned boilerplate a store remembers between commits, in all
+#: (about 100 bytes each): past it, the sites least recently changed are forgotten.
+LEARNED_BLOCKS_MAX = 65_536
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -107,6 +108,7 @@ class Store:
         #: Each site's learned boilerplate (block ids) as the commit script last found
         #: it on the blocks of a page, for :meth:`without_learned`.
         self._learned: dict[str, frozenset[str]] = {}
+        self._learned_count = 0  # block ids in _learned, in all
 
     # -- articles ---------------------------------------------------------------
 
@@ -268,9 +270,15 @@ class Store:
         """What the commit script found of ``blocks``: the ``learned`` ones are the
         site's boilerplate, the others not."""
         known = self._learned.pop(site, frozenset())
-        while len(self._learned) >= LEARNED_SITES_MAX:
-            del self._learned[next(iter(self._learned))]  # the one least recently changed
-        self._learned[site] = known.difference(blocks).union(decoded(b) for b in learned)
+        self._learned_count -= len(known)
+        now = known.difference(blocks).union(decoded(b) for b in learned)
+        if len(now) > LEARNED_BLOCKS_MAX:
+            return  # not remembered: each of its pages takes the script's second call
+        while self._learned_count + len(now) > LEARNED_BLOCKS_MAX:
+            oldest = next(iter(self._learned))  # the site least recently changed
+            self._learned_count -= len(self._learned.pop(oldest))
+        self._learned[site] = now
+        self._learned_count += len(now)
 
     def stored_id(self, canonical_url: str) -> str | None:
         """The id of the article stored for this canonical URL, if any."""

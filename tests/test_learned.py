@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+import newswire.store
 from newswire.cli import extract_source
 from newswire.fingerprint import fingerprint
 from newswire.http import Fetcher
@@ -205,3 +206,40 @@ def test_the_check_reads_the_counts_of_a_page_with_thousands_of_paragraphs(
     assert maker.rebuilt == 1
     assert Store(client, settings).article(result.id)["text"].split("\n") == \
         [p for p in paragraphs if p != learned]
+
+
+def test_what_a_store_remembers_is_bounded_and_forgetting_costs_only_a_call(
+    client: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(newswire.store, "LEARNED_BLOCKS_MAX", 2)
+    store = Store(client, settings)
+    counted(client, settings, {SITE_BLOCKS[0]: settings.boilerplate_min_pages,
+                               SITE_BLOCKS[1]: settings.boilerplate_min_pages})
+    maker = Maker(store)
+    first = maker.commit("https://ledger.example/1", [*BODY, *SITE_BLOCKS])
+    assert maker.rebuilt == 1 and store.article(first.id)["text"].split("\n") == BODY
+    assert store._learned_count == 2
+
+    # Another site's boilerplate pushes the ledger's out of memory...
+    other_key = Keys(settings.prefix).site("other.example")
+    client.hset(other_key, block_id(STORIES[4][1]), settings.boilerplate_min_pages)
+    page = CleanedArticle(title="Lifeboat", paragraphs=(STORIES[4][0], STORIES[4][1]),
+                          site="other.example")
+
+    def made() -> ArticleRecord:
+        article, blocks, taken = store.without_learned(page, remembered=True)
+        return ArticleRecord(
+            id=article_id("https://other.example/1"), url="https://other.example/1",
+            canonical_url="https://other.example/1", feed="other", title="Lifeboat",
+            text=article.text, published="2025-02-20T11:05:00Z", fetched=iso(NOW),
+            fingerprint=fingerprint(article.text), site="other.example", blocks=blocks,
+            learned_blocks=taken)
+
+    assert store.commit(made(), NOW, rebuild=made).type == "new"
+    assert store._learned_count <= 2 and LEDGER not in store._learned
+
+    # ...and the ledger's next page is still stored without it, at the cost of a call.
+    later = maker.commit("https://ledger.example/2", [STORIES[1][0], *SITE_BLOCKS])
+    assert maker.rebuilt == 2
+    assert store.article(later.id)["text"] == STORIES[1][0]
+    assert store._learned_count <= 2
