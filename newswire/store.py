@@ -271,14 +271,14 @@ class Store:
         site's boilerplate, the others not."""
         known = self._learned.pop(site, frozenset())
         self._learned_count -= len(known)
-        now = known.difference(blocks).union(decoded(b) for b in learned)
-        if len(now) > LEARNED_BLOCKS_MAX:
+        updated = known.difference(blocks).union(decoded(b) for b in learned)
+        if len(updated) > LEARNED_BLOCKS_MAX:
             return  # not remembered: each of its pages takes the script's second call
-        while self._learned_count + len(now) > LEARNED_BLOCKS_MAX:
+        while self._learned_count + len(updated) > LEARNED_BLOCKS_MAX:
             oldest = next(iter(self._learned))  # the site least recently changed
             self._learned_count -= len(self._learned.pop(oldest))
-        self._learned[site] = now
-        self._learned_count += len(now)
+        self._learned[site] = updated
+        self._learned_count += len(updated)
 
     def stored_id(self, canonical_url: str) -> str | None:
         """The id of the article stored for this canonical URL, if any."""
@@ -440,7 +440,10 @@ class Commit:
             self.record, self.article, self.now, set(), Decision(), check=True,
             check_learned=self.rebuild is not None)
         pool = self.store.redis.connection_pool
-        connection: Any = pool.get_connection()
+        try:
+            connection: Any = pool.get_connection()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return
         try:
             connection.send_command("EVALSHA", self.store._commit.sha, len(keys), *keys, *args)
         except (redis.ConnectionError, redis.TimeoutError):
