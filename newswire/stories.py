@@ -49,11 +49,18 @@ september october november december
 """.split())
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
-# The words of _WORD that can start with a capital (ASCII A-Z or not ASCII): the rest,
-# most of a text, are skipped inside the regex engine. A match just after an
-# apostrophe is checked with _WordStarts.
-_CAPITALISED = re.compile(r"(?<![^\W\d_])(?=[A-Z\u0080-\U0010ffff])" + _WORD.pattern, re.UNICODE)
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+# The words of _WORD that can start with a capital (a letter but not a-z: ASCII A-Z or
+# not ASCII) and have no letter before them: the rest, most of a text, are skipped
+# inside the regex engine. A match just after an apostrophe is checked with
+# _WordStarts. The first character comes first and what precedes it is looked at
+# after (two characters back): a pattern that opens with a character class is searched
+# for by the engine's fast scan, one that opens with a look-behind is tried at every
+# position (108 -> 71 us on a bench page's text, 161 -> 125 on a real one's).
+_CAPITALISED = re.compile(r"[^\W\d_a-z](?<![^\W\d_].)[^\W\d_]*(?:['’][^\W\d_]+)?",
+                          re.UNICODE)
+# A run of digits with no word character or dot before it, found the same way (80 -> 40
+# and 141 -> 49 us).
+_NUMBER = re.compile(r"\d(?<![\w.]\d)\d*(?:[.,]\d+)*")
 _QUOTE = re.compile(r"[“\"«„]([^”\"»“]{12,})[”\"»“]")
 _STEM = 6
 

@@ -103,6 +103,26 @@ def test_entities_inside_words_with_apostrophes() -> None:
         == {"o'neill", "roll", "ébé"}  # not "artagnan": inside a word
 
 
+#: The two scanning patterns of newswire.stories as their definitions read, with the
+#: look-behind first (slower: the engine tries it at every position).
+_CAPITALISED_AS_DEFINED = re.compile(
+    r"(?<![^\W\d_])(?=[A-Z\u0080-\U0010ffff])[^\W\d_]+(?:['’][^\W\d_]+)?")
+_NUMBER_AS_DEFINED = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*"aAzZéÉßİıΣσǅⅫ²½٣'’ .\n,;:!?\"“(«-_19", "The ", "d'"]),
+                max_size=80).map("".join), st.integers(0, 80))
+def test_the_scanning_patterns_match_as_defined(text: str, at: int) -> None:
+    for fast, defined in ((stories._CAPITALISED, _CAPITALISED_AS_DEFINED),
+                          (stories._NUMBER, _NUMBER_AS_DEFINED)):
+        assert [m.span() for m in fast.finditer(text)] == \
+            [m.span() for m in defined.finditer(text)]
+        # entities() searches on from inside a paragraph: what is before counts.
+        found, expected = fast.search(text, at), defined.search(text, at)
+        assert (found and found.span()) == (expected and expected.span())
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from([*"aAzZéÉßİıΣσǅⅫ²½'’ .\n,;:!?\"“(«-_19", "The ", "d'"]),
                 max_size=80).map("".join))
