@@ -14,9 +14,10 @@ import redis
 from newswire.model import FeedEntry
 from newswire.queueing import job_entries
 from newswire.settings import Settings
+from scheduler import service as scheduler_service
 from scheduler.service import Scheduler
 
-from .conftest import Request, Response, Site, write_feeds
+from .conftest import Handler, Request, Response, Site, write_feeds
 
 T0 = 1_740_000_000.0  # a fixed 'now'; the scheduler never reads the clock itself
 RSS = b"""<rss version="2.0"><channel><title>t</title>
@@ -118,8 +119,26 @@ def test_conditional_get_and_304(
     assert request.headers["user-agent"].startswith("newswire/")
 
 
+def collected_at_once(site: Site, feeds: Mapping[str, str],
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make a tick collect the polls of ``feeds`` in one go, as the tests of what their
+    entries share need: it waits for all before it collects (``COLLECT_EVERY``), and
+    none is done before its first look, the feeds answering after 0.2 s. Otherwise a
+    slow machine may see one poll done before the others are, and collect it alone."""
+    monkeypatch.setattr(scheduler_service, "COLLECT_EVERY", 10.0)
+    for name in feeds:
+        route = site.routes[f"/feed/{name}"]
+
+        def later(request: Request, route: Response | Handler = route) -> Response:
+            time.sleep(0.2)
+            return route(request) if callable(route) else route
+
+        site.routes[f"/feed/{name}"] = later
+
+
 def test_new_entries_of_the_feeds_of_a_tick_share_jobs(
-    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Each feed brings two entries of its own, and all three carry one in common.
     for name in feeds:
@@ -127,6 +146,7 @@ def test_new_entries_of_the_feeds_of_a_tick_share_jobs(
             "<rss version='2.0'><channel><title>t</title>" + "".join(
                 f"<item><title>{n}</title><link>{site.base}/{n}</link></item>"
                 for n in (f"{name}-1", f"{name}-2", "common")) + "</channel></rss>").encode())
+    collected_at_once(site, feeds, monkeypatch)
     scheduler = schedulers[0]
     report = scheduler.tick(T0)
     assert report.polled == 3 and report.enqueued == 7
@@ -139,7 +159,8 @@ def test_new_entries_of_the_feeds_of_a_tick_share_jobs(
 
 
 def test_an_entry_two_feeds_carry_is_enqueued_whichever_copy_is_seen(
-    site: Site, feeds: dict[str, str], schedulers: list[Scheduler]
+    site: Site, feeds: dict[str, str], schedulers: list[Scheduler],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # alpha and beta carry one article under guids of their own; alpha's guid is marked
     # seen (another scheduler, another URL) after the polls and before the tick
@@ -149,6 +170,7 @@ def test_an_entry_two_feeds_carry_is_enqueued_whichever_copy_is_seen(
             f"<rss version='2.0'><channel><title>t</title><item><title>x</title>"
             f"<link>{site.base}/shared</link><guid isPermaLink='false'>{name}-guid</guid>"
             "</item></channel></rss>").encode())
+    collected_at_once(site, feeds, monkeypatch)
     scheduler = schedulers[0]
     enqueue = scheduler.enqueue
 
