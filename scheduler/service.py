@@ -317,8 +317,7 @@ class Scheduler:
                         response.body, feed=feed.name, url=response.url,
                         content_type=response.content_type,
                     )
-                    entries, waiting = self.capped(parsed.entries)
-                    fresh = tuple(self.store.unseen(entries))
+                    fresh, waiting = self.capped(tuple(self.store.unseen(parsed.entries)))
                     if waiting:
                         log.warning(
                             "feed %s: %d more new entries wait for the next poll "
@@ -367,18 +366,17 @@ class Scheduler:
         changes = {k: v for k, v in new_state.items() if state.get(k) != v}
         return Polled(result, fresh, changes, due)
 
-    def capped(self, entries: tuple[FeedEntry, ...]) -> tuple[tuple[FeedEntry, ...], int]:
-        """At most ``feed_max_entries`` of the never-seen ``entries``, in document
-        order, and how many more never-seen ones wait for a later poll.
+    def capped(self, fresh: tuple[FeedEntry, ...]) -> tuple[tuple[FeedEntry, ...], int]:
+        """At most ``feed_max_entries`` of the never-seen entries ``fresh``, in document
+        order, and how many more wait for a later poll.
 
         One feed of 10,000 entries must not put 10,000 jobs ahead of every other
         feed's at once; the rest are taken at the next polls, so none is lost.
         """
         limit = self.settings.feed_max_entries
-        if not limit or len(entries) <= limit:
-            return entries, 0
-        fresh = self.store.unseen(entries)
-        return tuple(fresh[:limit]), max(len(fresh) - limit, 0)
+        if not limit or len(fresh) <= limit:
+            return fresh, 0
+        return fresh[:limit], len(fresh) - limit
 
     def enqueue(self, entries: tuple[FeedEntry, ...]) -> int:
         """Enqueue the entries never seen by guid or canonical URL, in batches
