@@ -22,8 +22,6 @@ from .fingerprint import normalize_text
 
 #: Version of the block id below; part of the Redis key, so a change starts afresh.
 BLOCK_VERSION = 1
-#: Default number of distinct pages of a site a paragraph must be seen on first.
-MIN_PAGES = 3
 
 
 def block_id(paragraph: str) -> str:

@@ -249,13 +249,12 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
 def _started(
     entry: FeedEntry, cleaned: tuple[CleanedArticle | None, str, str] | Exception
 ) -> Commit | Exception:
-    """The entry's commit, started (:func:`start_commit`), or what kept it from one."""
+    """The entry's commit, started (:func:`start_commit`: no Redis yet), or what kept it
+    from one, handled in its turn by :func:`_settled`."""
+    if isinstance(cleaned, Exception):
+        return cleaned
     try:
-        if isinstance(cleaned, Exception):
-            raise cleaned
         return start_commit(entry, *cleaned)
-    except redis.RedisError:
-        raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
     except Exception as e:
         return e.with_traceback(None)
 
@@ -267,7 +266,7 @@ def _settled(entry: FeedEntry, commit: Commit | Exception) -> dict[str, str]:
             raise commit
         result = reported(entry, commit.result())
     except redis.RedisError:
-        raise
+        raise  # Redis is gone: RQ retries the batch, whose stored entries are skipped
     except Exception as e:  # counted as a failure by its own job, if it fails there
         runtime = current()
         queue = ingest_queue(runtime.settings, runtime.store.redis)
