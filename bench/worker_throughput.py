@@ -20,10 +20,15 @@ as whole processes, wall clock from start to exit, ``--repeat`` times (medians):
 * **2 floors**: two floor processes at once, each over half the URLs: how far two
   processes scale on this machine at all (they share its cores with the site and
   Redis, and its caches), the ceiling for the two workers.
+* **1 and 2 running workers**: ``python -m worker`` as deployed, long-running: started,
+  registered with RQ and warmed up on pages of their own first (so start-up, imports
+  and first-use costs are out), then timed from the enqueueing of the same URLs to
+  the last article stored. This is the throughput a deployment gets.
 
 Printed: articles per second and CPU per article of each, the ratio of one worker
 to the floor (1.0 = no overhead at all) and the scaling of two workers over one;
-both also without start-up, from the same processes timed with nothing to do.
+both also without start-up, from the same processes timed with nothing to do; and
+the scaling of two running workers over one.
 
 ``--memory N`` instead stores N articles with one worker and prints Redis bytes
 per stored article without its text, and the worker's RSS at every tenth of the
@@ -37,18 +42,21 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import redis
+from rq import Queue, Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -202,14 +210,69 @@ def watched(command: list[str], env: dict[str, str], client: redis.Redis,
     return time.perf_counter() - started, largest, samples
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.005)  # a ZCARD every 5 ms: a fraction of a percent of a core
+
+
+def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, float]:
+    """``workers`` long-running ``python -m worker``, each registered and the lot warmed
+    up on ``warm_up`` first: wall seconds from the scheduler's enqueueing of the bench's
+    URLs (the entries made and the scheduler set up before) until the last is stored,
+    and the CPU seconds the workers used meanwhile."""
+    client = bench.client
+    client.flushall()
+    logs = [tempfile.TemporaryFile() for _ in range(workers)]
+    processes = [subprocess.Popen([sys.executable, "-m", "worker"], env=bench.env, cwd=ROOT,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=log) for log in logs]
+    queue = Queue(bench.settings.queue_name, connection=client)
+    stored = lambda: int(client.zcard("news:recent"))  # noqa: E731
+    try:
+        _wait_for(lambda: Worker.count(queue=queue) == workers, f"{workers} workers to start")
+        enqueue(bench.settings, client, warm_up)
+        _wait_for(lambda: stored() == len(warm_up), "the warm-up pages")
+        entries, scheduler = entries_of(bench.urls), Scheduler(bench.settings, client)
+        cpu = sum(_cpu_seconds(p.pid) for p in processes)
+        started = time.perf_counter()
+        scheduler.enqueue(entries)
+        _wait_for(lambda: stored() == len(warm_up) + len(bench.urls), "the pages")
+        elapsed = time.perf_counter() - started
+        cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu
+        scheduler.close()
+    except SystemExit:
+        for log in logs:
+            log.seek(0)
+            print(log.read().decode()[-2000:], file=sys.stderr)
+        raise
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process, log in zip(processes, logs, strict=True):
+            process.wait(timeout=60)
+            log.close()
+    return elapsed, cpu
+
+
+def entries_of(urls: list[str]) -> tuple[FeedEntry, ...]:
+    return tuple(FeedEntry(feed="bench", link=u, canonical_url=canonicalize(u), guid=u,
+                           title=f"Story {n}", published="2025-02-20T11:05:00Z")
+                 for n, u in enumerate(urls))
+
+
 def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
-    entries = tuple(
-        FeedEntry(feed="bench", link=u, canonical_url=canonicalize(u), guid=u,
-                  title=f"Story {n}", published="2025-02-20T11:05:00Z")
-        for n, u in enumerate(urls))
+    """The URLs as feed entries, enqueued the way the scheduler does."""
     scheduler = Scheduler(settings, client)
     try:
-        assert scheduler.enqueue(entries) == len(entries)
+        assert scheduler.enqueue(entries_of(urls)) == len(urls)
     finally:
         scheduler.close()
 
@@ -293,6 +356,10 @@ def main() -> int:
         walls: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         startup: dict[str, list[float]] = {"floor": [], "worker": []}
+        # Pages of their own for the running workers' warm-up: four jobs' worth.
+        site = urls[0].rsplit("/", 1)[0]
+        warm_up = [f"{site}/{len(urls) + n}" for n in range(4 * args.job_batch)]
+        steady: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for name, commands in runs.items():
                 client.flushall()
@@ -308,6 +375,8 @@ def main() -> int:
             client.flushall()
             startup["floor"].append(timed([floor], env)[0])
             startup["worker"].append(timed([worker], env)[0])
+            for workers, times in steady.items():
+                times.append(running(bench, workers, warm_up))
         wall = {name: statistics.median(times) for name, times in walls.items()}
         idle = {name: statistics.median(times) for name, times in startup.items()}
         work = {name: wall[name] - idle["worker" if "worker" in name else "floor"]
@@ -327,6 +396,17 @@ def main() -> int:
         print(f"two floors / one (this machine's own ceiling for the line above): "
               f"{wall['floor'] / wall['2 floors']:.2f}  "
               f"({work['floor'] / work['2 floors']:.2f} without start-up)")
+        print(f"running workers (started, registered and warmed up on {len(warm_up)} pages "
+              "first), from the enqueueing to the last article stored, medians:")
+        rate = {}
+        for workers, times in steady.items():
+            seconds = statistics.median(t for t, _ in times)
+            rate[workers] = len(urls) / seconds
+            print(f"  {workers} worker{'s' if workers > 1 else ' '} {seconds:6.2f} s  "
+                  f"{rate[workers]:6.1f} articles/s"
+                  f"  {1000 * statistics.median(c for _, c in times) / len(urls):5.2f} ms "
+                  f"CPU/article  (runs: {', '.join(f'{t:.2f}' for t, _ in times)})")
+        print(f"two running workers / one: {rate[2] / rate[1]:.2f}  (target >= 1.8)")
     finally:
         bench.stop()
     return 0

@@ -46,10 +46,19 @@ def job_entries(job: Job) -> list[dict[str, Any]]:
     return [p for p in payloads if isinstance(p, dict)]
 
 
-def batch_size(settings: Settings, entries: int, workers: int) -> int:
-    """Entries per job: at most ``job_batch``, and few enough that every live worker
-    gets a share (ten new entries and five workers: five jobs of two)."""
-    return max(1, min(settings.job_batch, math.ceil(entries / max(1, workers))))
+def batch_sizes(settings: Settings, entries: int, workers: int) -> list[int]:
+    """How many entries each job gets: at most ``job_batch``, as evenly as they go
+    (sizes one apart at most), in as many jobs as the live workers or a multiple of
+    that, while there are entries enough. So every worker gets an equal share, and
+    none works a last job alone while the others wait: ten new entries and five
+    workers make five jobs of two; 300 entries and two workers make 20 jobs of 15,
+    not 18 of 16 and one of 12."""
+    if entries <= 0:
+        return []
+    jobs = math.ceil(entries / max(1, settings.job_batch))
+    jobs = min(entries, math.ceil(jobs / max(1, workers)) * max(1, workers))
+    size, more = divmod(entries, jobs)
+    return [size + 1] * more + [size] * (jobs - more)
 
 
 def _retry() -> Retry:
@@ -97,11 +106,10 @@ def enqueue_entries(
         return [], 0
     # A single entry is a single job however many work: no need to count them.
     workers = Worker.count(queue=queue) if len(entries) > 1 else 1
-    size = batch_size(settings, len(entries), workers)
     placed: list[tuple[FeedEntry, str]] = []
-    count = 0
-    for start in range(0, len(entries), size):
-        chunk = entries[start:start + size]
+    count = start = 0
+    for size in batch_sizes(settings, len(entries), workers):
+        chunk, start = entries[start:start + size], start + size
         if len(chunk) == 1:
             jid = job_id(chunk[0].canonical_url)
             enqueued = enqueue_one(queue, chunk[0], settings) is not None

@@ -14,6 +14,7 @@ the interval is 0 instead of scheduling it), so the same burst run picks it up a
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import threading
@@ -24,6 +25,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 from rq import SimpleWorker
 from rq.job import Job, JobStatus
 from rq.results import Result
@@ -429,12 +432,27 @@ def batch_results(client: redis.Redis) -> list[dict[str, str]]:
 def test_entries_are_spread_over_the_live_workers_in_batches_of_at_most_job_batch(
     settings: Settings,
 ) -> None:
+    sizes = newswire.queueing.batch_sizes
     batch = settings.with_(job_batch=16)
-    assert newswire.queueing.batch_size(batch, 300, 0) == 16
-    assert newswire.queueing.batch_size(batch, 300, 2) == 16
-    assert newswire.queueing.batch_size(batch, 10, 5) == 2
-    assert newswire.queueing.batch_size(batch, 3, 8) == 1
-    assert newswire.queueing.batch_size(settings.with_(job_batch=1), 300, 1) == 1
+    assert sizes(batch, 300, 0) == [16] * 15 + [15] * 4
+    assert sizes(batch, 300, 2) == [15] * 20  # ten jobs for each of the two
+    assert sizes(batch, 33, 2) == [9, 8, 8, 8]
+    assert sizes(batch, 10, 5) == [2] * 5
+    assert sizes(batch, 3, 8) == [1] * 3
+    assert sizes(batch, 0, 2) == []
+    assert sizes(settings.with_(job_batch=1), 300, 1) == [1] * 300
+
+
+@given(st.integers(1, 5000), st.integers(1, 64), st.integers(0, 16))
+def test_batches_hold_every_entry_once_evenly_in_a_multiple_of_the_workers(
+    entries: int, job_batch: int, workers: int,
+) -> None:
+    sizes = newswire.queueing.batch_sizes(Settings(job_batch=job_batch), entries, workers)
+    assert sum(sizes) == entries
+    assert max(sizes) <= job_batch and max(sizes) - min(sizes) <= 1
+    assert len(sizes) % max(1, workers) == 0 or len(sizes) == entries
+    # No more jobs than the batch bound and the workers call for.
+    assert len(sizes) < math.ceil(entries / job_batch) + max(1, workers)
 
 
 def test_entries_whose_job_exists_already_are_marked_seen_but_not_counted(
