@@ -164,10 +164,9 @@ def _isolate_body(tree: HtmlElement, profile: SiteProfile) -> None:
                 return
 
 
-_LEAD_CLASSES = " or ".join(
+_LEADS = etree.XPath("//body//*[{}]".format(" or ".join(
     f"contains(@class, '{word}')" for word in ("lead", "intro", "summary", "excerpt", "teaser",
-                                                "description", "deck")
-)
+                                                "description", "deck"))))
 
 
 def _drop_standfirst(tree: HtmlElement, description: str) -> None:
@@ -176,7 +175,7 @@ def _drop_standfirst(tree: HtmlElement, description: str) -> None:
     description = squash(description).casefold()
     if not description:
         return
-    for element in tree.xpath(f"//body//*[{_LEAD_CLASSES}]"):
+    for element in _LEADS(tree):
         if squash(element.text_content()).casefold() == description:
             element.drop_tree()
 

@@ -33,6 +33,11 @@ _DATE_META = (
     "sailthru.date", "parsely-pub-date",
 )
 _AUTHOR_META = ("author", "article:author", "byl", "dc.creator", "parsely-author")
+#: XPaths compiled once: ``tree.xpath(text)`` compiles its text on every call.
+_JSON_LD_SCRIPTS = etree.XPath('//script[@type="application/ld+json"]')
+_CANONICAL_LINKS = etree.XPath('//link[@rel="canonical"]/@href')
+_ITEMPROP_DATES = etree.XPath('//*[@itemprop="datePublished"]/@datetime')
+_TIME_DATES = etree.XPath("//body//time/@datetime")
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def _first(metas: dict[str, str], *names: str) -> str:
 
 def _json_ld(tree: HtmlElement) -> Iterator[dict[str, Any]]:
     """Every JSON-LD object of the page, ``@graph`` members included."""
-    for script in tree.xpath('//script[@type="application/ld+json"]'):
+    for script in _JSON_LD_SCRIPTS(tree):
         try:
             data = json.loads(script.text or "")
         except ValueError:
@@ -100,10 +105,6 @@ def to_iso(value: str) -> str:
         return iso(parse_iso(value))
     except ValueError:
         return ""
-
-
-_ITEMPROP_DATES = etree.XPath('//*[@itemprop="datePublished"]/@datetime')
-_TIME_DATES = etree.XPath("//body//time/@datetime")
 
 
 def _dates(tree: HtmlElement, metas: dict[str, str], ld: list[dict[str, Any]]) -> Iterator[str]:
@@ -170,7 +171,7 @@ def page_meta(tree: HtmlElement) -> PageMeta:
     metas = meta_tags(tree)
     ld = list(_json_ld(tree))
     site_name = _first(metas, "og:site_name", "application-name")
-    canonical = [str(h).strip() for h in tree.xpath('//link[@rel="canonical"]/@href')]
+    canonical = [str(h).strip() for h in _CANONICAL_LINKS(tree)]
     language = (tree.get("lang") or _first(metas, "og:locale", "content-language")
                 or "").replace("_", "-").split("-")[0].strip().lower()[:8]
     return PageMeta(
