@@ -51,8 +51,8 @@ def batch_sizes(settings: Settings, entries: int, workers: int) -> list[int]:
     (sizes one apart at most), in as many jobs as the live workers or a multiple of
     that, while there are entries enough. So every worker gets an equal share, and
     none works a last job alone while the others wait: ten new entries and five
-    workers make five jobs of two; 300 entries and two workers make 20 jobs of 15,
-    not 18 of 16 and one of 12."""
+    workers make five jobs of two; 300 entries, two workers and a ``job_batch`` of 16
+    make 20 jobs of 15, not 18 of 16 and one of 12."""
     if entries <= 0:
         return []
     jobs = math.ceil(entries / max(1, settings.job_batch))

@@ -82,7 +82,7 @@ class Settings:
     feed_max_entries: int = 1000
     #: Most entries in one RQ job (:mod:`newswire.queueing`), and pages a job fetches
     #: ahead of the one it is cleaning.
-    job_batch: int = 16
+    job_batch: int = 32
     fetch_ahead: int = 4
     #: Seconds for connecting, and the total budget of one request with its redirects.
     connect_timeout: float = 10.0
@@ -190,7 +190,7 @@ class Settings:
             feed_max_bytes=_int(env, "NEWSWIRE_FEED_MAX_BYTES", 10 * 1024 * 1024),
             page_max_bytes=_int(env, "NEWSWIRE_PAGE_MAX_BYTES", 10 * 1024 * 1024),
             feed_max_entries=_int(env, "NEWSWIRE_FEED_MAX_ENTRIES", 1000),
-            job_batch=_int(env, "NEWSWIRE_JOB_BATCH", 16) or 1,
+            job_batch=_int(env, "NEWSWIRE_JOB_BATCH", 32) or 1,
             fetch_ahead=_int(env, "NEWSWIRE_FETCH_AHEAD", 4),
             request_timeout=float(_int(env, "NEWSWIRE_REQUEST_TIMEOUT", 30) or 30),
             metrics_port=_int(env, "NEWSWIRE_METRICS_PORT", 0) or None,
