@@ -203,28 +203,27 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
     Run on every page, so written for speed: one pass, each run of text measured
     once (a paragraph's as a whole), no per-element allocations besides the box."""
     boxes: dict[HtmlElement, _Box] = {}
+    # The parents of the elements found to hold a form control: children come first
+    # (reversed document order), so an element's own flag is known when it comes.
+    holds_form: set[HtmlElement] = set()
     for element in reversed(list(root.iter(etree.Element))):
         tag = element.tag.lower()
         if tag in _INVISIBLE:
             continue
-        form = tag in _FORM_TAGS
+        form = tag in _FORM_TAGS or element in holds_form
         if tag not in _BOX_TAGS and (parent := element.getparent()) is not None \
                 and parent.tag in _PARAGRAPH_TAGS:
             # Inline in a paragraph, which measures all of its text itself: only
             # whether it holds a form control counts, so only such a one is kept.
-            if form or any(inner.form for child in element
-                           if (inner := boxes.get(child)) is not None):
+            if form:
                 boxes[element] = _Box(tag, 0, 0, 0, True)
+                holds_form.add(parent)
             continue
         if tag in _PARAGRAPH_TAGS:
             text = _text_of(element)
             chars = len(text.strip())
             bits = _cues(text) if chars else 0
             plain = 0 if bits & ~_NEWSLETTER_BIT else chars
-            # Children come first (reversed document order): their form flags are known.
-            if not form:
-                form = any(inner.form for child in element
-                           if (inner := boxes.get(child)) is not None)
         else:
             chars = plain = bits = 0
             text = element.text
@@ -238,7 +237,6 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
                     chars += inner.chars
                     plain += inner.plain
                     bits |= inner.bits
-                    form = form or inner.form
                 text = child.tail
                 if text and (size := len(text.strip())):
                     found = _cues(text)
@@ -246,6 +244,8 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
                     bits |= found
                     if not found & ~_NEWSLETTER_BIT:
                         plain += size
+        if form and (parent := element.getparent()) is not None:
+            holds_form.add(parent)
         boxes[element] = _Box(tag, chars, plain, bits, form)
     return boxes
 
@@ -286,7 +286,7 @@ def prune_tree(root: HtmlElement, *, extra: Iterable[HtmlElement] = ()) -> int:
         tag = box.tag
         if tag not in _BOX_TAGS or box.chars == 0 and tag not in {"iframe", "ins", "form"}:
             continue
-        if _is_appeal(box) or _is_newsletter_box(box):
+        if box.bits and (_is_appeal(box) or _is_newsletter_box(box)):  # both need cues
             doomed.append(element)
         elif names_a_box(element) and box.chars <= named_max:
             name = f"{tag}.{element.get('class') or ''}#{element.get('id') or ''}"
