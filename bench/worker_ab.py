@@ -7,8 +7,9 @@ figures from runs minutes apart compare badly. This runs, round after round, the
 floor of ``bench/worker_throughput.py`` and then ``python -m worker --burst`` of each
 CHECKOUT (a directory holding a newswire tree, e.g. from ``git worktree add
 /tmp/before REV``; it runs with this venv's packages) on the same loopback site and
-Redis, flushed and enqueued before each, and prints the medians of wall time and CPU
-per article of each, and the floor / worker ratio of each.
+Redis, flushed before each and enqueued by that checkout's own scheduler code (its
+batch sizes and default ``NEWSWIRE_JOB_BATCH``), and prints the medians of wall time
+and CPU per article of each, and the floor / worker ratio of each.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker_throughput import FLOOR, Bench, enqueue, timed  # noqa: E402
+from worker_throughput import FLOOR, Bench, timed  # noqa: E402
+
+#: Run in a checkout: its bench's enqueue, with its own settings from the environment.
+ENQUEUE = """
+import sys
+sys.path.insert(0, "bench")
+import redis
+from newswire.settings import Settings
+from worker_throughput import enqueue
+settings = Settings.from_env()
+enqueue(settings, redis.Redis.from_url(settings.redis_url), sys.argv[1:])
+"""
 
 
 def main() -> int:
@@ -46,10 +58,10 @@ def main() -> int:
                 [[sys.executable, "-c", FLOOR, bench.settings.redis_url, *urls]], bench.env))
             for checkout in args.checkouts:
                 client.flushall()
-                enqueue(bench.settings, client, urls)
+                env, cwd = dict(bench.env, PYTHONPATH=str(checkout.resolve())), checkout.resolve()
+                timed([[sys.executable, "-c", ENQUEUE, *urls]], env, cwd=cwd)
                 figures[str(checkout)].append(timed(
-                    [[sys.executable, "-m", "worker", "--burst"]],
-                    dict(bench.env, PYTHONPATH=str(checkout.resolve())), cwd=checkout.resolve()))
+                    [[sys.executable, "-m", "worker", "--burst"]], env, cwd=cwd))
                 stored = sum(1 for _ in client.scan_iter("news:article:*", count=1000))
                 assert stored == len(urls), f"{checkout}: {stored} of {len(urls)} stored"
     finally:
