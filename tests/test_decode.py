@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from newswire import clean
 from newswire.clean import decode_html, paragraphs_from_html
 
 RU = "Привет, мир"
@@ -102,6 +103,32 @@ def test_undeclared_utf8_reads_back_without_controls(text: str) -> None:
     kept = text.encode("utf-8").removeprefix(codecs.BOM_UTF8).decode("utf-8")
     expected = "".join(c for c in kept if c in "\t\n\r" or not (c < " " or c == "\x7f"))
     assert decode_html(text.encode("utf-8")) == expected
+
+
+#: Bytes that matter to the control check: controls, ASCII, UTF-8 lead and continuation
+#: bytes, windows-1252's undefined ones.
+_TRICKY = st.lists(st.sampled_from([0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1B, 0x1F, 0x7F, 0x41, 0x20,
+                                    0x80, 0x81, 0x9D, 0xA0, 0xBF, 0xC3, 0xE2, 0xED, 0xF0, 0xFF]),
+                   max_size=40).map(bytes)
+
+
+@given(st.one_of(_TRICKY, st.binary(), st.text().map(lambda t: t.encode("utf-8", "replace"))),
+       st.sampled_from(["utf-8", "cp1252", "utf-16-le", "shift_jis", "koi8-r"]),
+       st.sampled_from(["strict", "replace"]))
+def test_the_byte_check_removes_what_the_character_scan_does(
+    body: bytes, codec: str, errors: str,
+) -> None:
+    # _decoded skips the character scan when the bytes show no control character:
+    # the same text as decoding then scanning, or the same error.
+    try:
+        expected: str | type[Exception] = clean._sanitize(body.decode(codec, errors))
+    except UnicodeDecodeError:
+        expected = UnicodeDecodeError
+    try:
+        got: str | type[Exception] = clean._decoded(body, codec, errors)
+    except UnicodeDecodeError:
+        got = UnicodeDecodeError
+    assert got == expected
 
 
 # -- paragraphs_from_html ------------------------------------------------------
