@@ -351,13 +351,14 @@ _MAX_RULE_WORDS = 40  # a rule line is short; a long paragraph is body whatever 
 
 def is_boilerplate_line(line: str) -> bool:
     """Whether one extracted paragraph is a generic boilerplate line."""
-    stripped = " ".join(line.split())
-    if not stripped:
+    words = line.split()
+    if not words:
         return True
+    stripped = " ".join(words)
     lowered = stripped.lower()
     if lowered in _LABELS or lowered.rstrip(".!?:…") in _LABELS:
         return True
-    if len(stripped.split()) > _MAX_RULE_WORDS:
+    if len(words) > _MAX_RULE_WORDS:
         return False
     return any(rule.search(stripped) for rule in _LINE_RULES)
 
