@@ -215,21 +215,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_for(condition: Callable[[], bool], what: str, pause: float = 0.01) -> None:
+    deadline = time.monotonic() + 60
     while not condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
+        time.sleep(pause)
 
 
-def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, float, float]:
+def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, float]:
     """``workers`` long-running ``python -m worker``, each registered and the lot warmed
     up on ``warm_up`` first, then the bench's URLs enqueued by the scheduler (entries
     and scheduler made before): wall seconds from that enqueueing until the last is
-    stored, the CPU seconds the workers used meanwhile, and the steady rate: articles
-    a second from the look that saw a sixth of them stored to the one that saw five
-    sixths (no enqueueing, first pick-up or last job in it)."""
+    stored, and the CPU seconds the workers used meanwhile."""
     client = bench.client
     client.flushall()
     logs = [tempfile.TemporaryFile() for _ in range(workers)]
@@ -246,14 +244,9 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
         cpu = sum(_cpu_seconds(p.pid) for p in processes)
         started = time.perf_counter()
         scheduler.enqueue(entries)
-        looks: list[tuple[float, int]] = []  # (when, how many stored then)
-        while not looks or looks[-1][1] < len(entries):
-            if looks and looks[-1][0] > started + 60:
-                raise SystemExit("timed out waiting for the pages")
-            time.sleep(0.005)  # a ZCARD every 5 ms: a fraction of a percent of a core
-            count = stored() - len(warm_up)
-            looks.append((time.perf_counter(), count))
-        elapsed = looks[-1][0] - started
+        # A ZCARD every 5 ms: a fraction of a percent of a core.
+        _wait_for(lambda: stored() == len(warm_up) + len(entries), "the pages", pause=0.005)
+        elapsed = time.perf_counter() - started
         cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu
         scheduler.close()
     except SystemExit:
@@ -267,11 +260,7 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
         for process, log in zip(processes, logs, strict=True):
             process.wait(timeout=60)
             log.close()
-    first = next(look for look in looks if look[1] >= len(entries) / 6)
-    last = next(look for look in looks if look[1] >= len(entries) * 5 / 6)
-    steady = ((last[1] - first[1]) / (last[0] - first[0]) if last[0] > first[0]
-              else len(entries) / elapsed)
-    return elapsed, cpu, steady
+    return elapsed, cpu
 
 
 def entries_of(urls: list[str]) -> tuple[FeedEntry, ...]:
@@ -371,7 +360,7 @@ def main() -> int:
         # Pages of their own for the running workers' warm-up: four jobs' worth.
         site = urls[0].rsplit("/", 1)[0]
         warm_up = [f"{site}/{len(urls) + n}" for n in range(4 * args.job_batch)]
-        served: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
+        served: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for name, commands in runs.items():
                 client.flushall()
@@ -409,20 +398,14 @@ def main() -> int:
               f"{wall['floor'] / wall['2 floors']:.2f}  "
               f"({work['floor'] / work['2 floors']:.2f} without start-up)")
         print(f"running workers (started, registered and warmed up on {len(warm_up)} pages "
-              "first), from the scheduler's enqueueing to the last article stored; steady: "
-              "from a sixth of the articles stored to five sixths; medians:")
-        rate = {}
+              "first), from the scheduler's enqueueing to the last article stored, medians:")
+        took = {n: statistics.median(t for t, _ in runs_) for n, runs_ in served.items()}
         for workers, runs_ in served.items():
-            seconds = statistics.median(r[0] for r in runs_)
-            rate[workers] = statistics.median(r[2] for r in runs_)
-            print(f"  {workers} worker{'s' if workers > 1 else ' '} {seconds:6.2f} s  "
-                  f"{len(urls) / seconds:6.1f} articles/s"
-                  f"  {1000 * statistics.median(r[1] for r in runs_) / len(urls):5.2f} ms "
-                  f"CPU/article  steady {rate[workers]:6.1f} articles/s"
-                  f"  (runs: {', '.join(f'{r[0]:.2f} s {r[2]:.0f}/s' for r in runs_)})")
-        whole = {n: statistics.median(r[0] for r in runs_) for n, runs_ in served.items()}
-        print(f"two running workers / one: {rate[2] / rate[1]:.2f} steady  (target >= 1.8; "
-              f"{whole[1] / whole[2]:.2f} from the enqueueing to the last article)")
+            print(f"  {workers} worker{'s' if workers > 1 else ' '} {took[workers]:6.2f} s  "
+                  f"{len(urls) / took[workers]:6.1f} articles/s"
+                  f"  {1000 * statistics.median(c for _, c in runs_) / len(urls):5.2f} ms "
+                  f"CPU/article  (runs: {', '.join(f'{t:.2f}' for t, _ in runs_)})")
+        print(f"two running workers / one: {took[1] / took[2]:.2f}  (target >= 1.8)")
     finally:
         bench.stop()
     return 0
