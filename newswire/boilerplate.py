@@ -201,7 +201,8 @@ def _measure(root: HtmlElement) -> dict[HtmlElement, _Box]:
     """Text size, plain-prose size and cues of every element, children first.
 
     Run on every page, so written for speed: one pass, each run of text measured
-    once (a paragraph's as a whole), no per-element allocations besides the box."""
+    once (a paragraph's as a whole), no per-element allocation besides the box (and a
+    set entry for the parent of a form control)."""
     boxes: dict[HtmlElement, _Box] = {}
     # The parents of the elements found to hold a form control: children come first
     # (reversed document order), so an element's own flag is known when it comes.

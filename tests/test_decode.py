@@ -105,30 +105,44 @@ def test_undeclared_utf8_reads_back_without_controls(text: str) -> None:
     assert decode_html(text.encode("utf-8")) == expected
 
 
-#: Bytes that matter to the control check: controls, ASCII, UTF-8 lead and continuation
-#: bytes, windows-1252's undefined ones.
-_TRICKY = st.lists(st.sampled_from([0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1B, 0x1F, 0x7F, 0x41, 0x20,
-                                    0x80, 0x81, 0x9D, 0xA0, 0xBF, 0xC3, 0xE2, 0xED, 0xF0, 0xFF]),
-                   max_size=40).map(bytes)
+#: Codecs of the control check: the two it trusts, and others it must not (cp037 is
+#: EBCDIC: its b"\x27" is ESC).
+_CHECK_CODECS = ["utf-8", "cp1252", "utf-16-le", "shift_jis", "koi8-r", "cp037"]
 
 
-@given(st.one_of(_TRICKY, st.binary(), st.text().map(lambda t: t.encode("utf-8", "replace"))),
-       st.sampled_from(["utf-8", "cp1252", "utf-16-le", "shift_jis", "koi8-r"]),
-       st.sampled_from(["strict", "replace"]))
+def _decode_then_scan(body: bytes, codec: str, errors: str) -> str | type[Exception]:
+    try:
+        return clean._sanitize(body.decode(codec, errors))
+    except UnicodeDecodeError:
+        return UnicodeDecodeError
+
+
+def _byte_checked(body: bytes, codec: str, errors: str) -> str | type[Exception]:
+    try:
+        return clean._decoded(body, codec, errors)
+    except UnicodeDecodeError:
+        return UnicodeDecodeError
+
+
+@pytest.mark.parametrize("codec", _CHECK_CODECS)
+def test_the_byte_check_on_every_byte(codec: str) -> None:
+    # _decoded skips the character scan when the bytes show no control character: the
+    # same text as decoding then scanning, or the same error, for every byte alone,
+    # after ASCII and after each byte that opens a UTF-8 sequence.
+    for errors in ("strict", "replace"):
+        for byte in range(256):
+            for before in (b"", b"a", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98"):
+                body = before + bytes([byte]) + b"z"
+                assert _byte_checked(body, codec, errors) == _decode_then_scan(
+                    body, codec, errors), (body, codec, errors)
+
+
+@given(st.one_of(st.binary(), st.text().map(lambda t: t.encode("utf-8", "replace"))),
+       st.sampled_from(_CHECK_CODECS), st.sampled_from(["strict", "replace"]))
 def test_the_byte_check_removes_what_the_character_scan_does(
     body: bytes, codec: str, errors: str,
 ) -> None:
-    # _decoded skips the character scan when the bytes show no control character:
-    # the same text as decoding then scanning, or the same error.
-    try:
-        expected: str | type[Exception] = clean._sanitize(body.decode(codec, errors))
-    except UnicodeDecodeError:
-        expected = UnicodeDecodeError
-    try:
-        got: str | type[Exception] = clean._decoded(body, codec, errors)
-    except UnicodeDecodeError:
-        got = UnicodeDecodeError
-    assert got == expected
+    assert _byte_checked(body, codec, errors) == _decode_then_scan(body, codec, errors)
 
 
 # -- paragraphs_from_html ------------------------------------------------------

@@ -449,7 +449,7 @@ def test_batches_hold_every_entry_once_evenly_in_a_multiple_of_the_workers(
 ) -> None:
     sizes = newswire.queueing.batch_sizes(Settings(job_batch=job_batch), entries, workers)
     assert sum(sizes) == entries
-    assert max(sizes) <= job_batch and max(sizes) - min(sizes) <= 1
+    assert min(sizes) >= 1 and max(sizes) <= job_batch and max(sizes) - min(sizes) <= 1
     assert len(sizes) % max(1, workers) == 0 or len(sizes) == entries
     # No more jobs than the batch bound and the workers call for.
     assert len(sizes) < math.ceil(entries / job_batch) + max(1, workers)
