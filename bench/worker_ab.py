@@ -44,8 +44,9 @@ def main() -> int:
     parser.add_argument("checkouts", nargs="+", type=Path, metavar="CHECKOUT")
     args = parser.parse_args()
     for checkout in args.checkouts:
-        if not (checkout / "worker" / "__main__.py").exists():
-            parser.error(f"{checkout}: no newswire tree there (worker/__main__.py)")
+        for needed in ("worker/__main__.py", "bench/worker_throughput.py"):
+            if not (checkout / needed).exists():
+                parser.error(f"{checkout}: no newswire tree there ({needed})")
 
     bench = Bench.start(args.pages)
     client, urls = bench.client, bench.urls

@@ -231,16 +231,19 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
     client = bench.client
     client.flushall()
     logs = [tempfile.TemporaryFile() for _ in range(workers)]
-    processes = [subprocess.Popen([sys.executable, "-m", "worker"], env=bench.env, cwd=ROOT,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=log) for log in logs]
+    processes: list[subprocess.Popen[bytes]] = []
     queue = Queue(bench.settings.queue_name, connection=client)
     stored = lambda: int(client.zcard("news:recent"))  # noqa: E731
+    scheduler = Scheduler(bench.settings, client)
     try:
+        processes += [subprocess.Popen([sys.executable, "-m", "worker"], env=bench.env,
+                                       cwd=ROOT, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         _wait_for(lambda: Worker.count(queue=queue) == workers, f"{workers} workers to start")
         enqueue(bench.settings, client, warm_up)
         _wait_for(lambda: stored() == len(warm_up), "the warm-up pages")
-        entries, scheduler = entries_of(bench.urls), Scheduler(bench.settings, client)
+        entries = entries_of(bench.urls)
+        # The workers' own CPU (RQ's scheduler of retries, a child, is not in it).
         cpu = sum(_cpu_seconds(p.pid) for p in processes)
         started = time.perf_counter()
         scheduler.enqueue(entries)
@@ -248,17 +251,22 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
         _wait_for(lambda: stored() == len(warm_up) + len(entries), "the pages", pause=0.005)
         elapsed = time.perf_counter() - started
         cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu
-        scheduler.close()
-    except SystemExit:
+    except BaseException:
         for log in logs:
             log.seek(0)
             print(log.read().decode()[-2000:], file=sys.stderr)
         raise
     finally:
+        scheduler.close()
         for process in processes:
             process.send_signal(signal.SIGTERM)
-        for process, log in zip(processes, logs, strict=True):
-            process.wait(timeout=60)
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in logs:
             log.close()
     return elapsed, cpu
 
