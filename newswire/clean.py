@@ -112,11 +112,11 @@ def decode_html(body: bytes, content_type: str = "") -> str:
         return _decoded(body, "cp1252", "replace")
 
 
-#: The control characters :func:`_sanitize` removes, as bytes. In UTF-8 and
-#: windows-1252 each is a byte of its own, no other byte or sequence decodes to one
-#: of them or to a surrogate: a page in one of those without these bytes has nothing
-#: to remove.
-_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+#: The control characters :func:`_sanitize` removes, as bytes (those of :data:`_CONTROL`
+#: below U+0080). In UTF-8 and windows-1252 each is a byte of its own, no other byte or
+#: sequence decodes to one of them or to a surrogate: a page in one of those without
+#: these bytes has nothing to remove.
+_CONTROL_BYTES = bytes(b for b in range(0x80) if _CONTROL.match(chr(b)))
 _BYTEWISE_CODECS = frozenset({"utf-8", "cp1252"})
 
 
