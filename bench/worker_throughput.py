@@ -240,7 +240,7 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
                                        cwd=ROOT, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         _wait_for(lambda: Worker.count(queue=queue) == workers, f"{workers} workers to start")
-        enqueue(bench.settings, client, warm_up)
+        assert scheduler.enqueue(entries_of(warm_up)) == len(warm_up)
         _wait_for(lambda: stored() == len(warm_up), "the warm-up pages")
         entries = entries_of(bench.urls)
         # The workers' own CPU (RQ's scheduler of retries, a child, is not in it).
