@@ -153,15 +153,19 @@ local ttl = tonumber(ARGV[3])
 local now = tonumber(ARGV[6])
 local nb, nt = tonumber(ARGV[10]), tonumber(ARGV[11])
 local min_pages = tonumber(ARGV[21])
+-- The page's blocks and, when read for the check below, their counts on the site.
+local blocks, block_counts = nil, nil
 if min_pages > 0 and ARGV[8] ~= '' then
-  local taken, blocks, learned, differs = {}, {}, {}, false
+  local taken, learned, differs = {}, {}, false
   for block in string.gmatch(ARGV[22], '%S+') do taken[block] = true end
+  blocks, block_counts = {}, {}
   for block in string.gmatch(ARGV[8], '%S+') do blocks[#blocks + 1] = block end
   for i = 1, #blocks, 1000 do
     local last = math.min(i + 999, #blocks)
     local counts = redis.call('HMGET', KEYS[9], unpack(blocks, i, last))
     for j = i, last do
-      local is = tonumber(counts[j - i + 1] or 0) >= min_pages
+      block_counts[j] = tonumber(counts[j - i + 1] or 0)
+      local is = block_counts[j] >= min_pages
       if is then learned[#learned + 1] = blocks[j] end
       if is ~= (taken[blocks[j]] == true) then differs = true end
     end
@@ -169,6 +173,7 @@ if min_pages > 0 and ARGV[8] ~= '' then
   if differs then return {'learned', id, '', '', '', '', '', learned} end
 end
 local dup, method, similarity, evidence = false, '', '', ''
+local bucket = {}  -- index of a band/term zset read below: {members, expired}
 if KEYS[3] ~= KEYS[2] then
   dup = redis.call('GET', KEYS[3])
   if dup then method = 'canonical_url' end
@@ -181,16 +186,23 @@ if not dup and ARGV[14] == '1' then
   local seen = {}
   for member in string.gmatch(ARGV[12], '%S+') do seen[member] = true end
   -- Members of zsets first .. last sharing at least need of them, flat with the count;
-  -- and whether the worker has not seen one of them.
+  -- and whether the worker has not seen one of them. Each zset is read whole, so that
+  -- posting to it later knows its size and expired members without asking again.
   local function candidates(first, last, need)
     local counts, order, flat, unseen = {}, {}, {}, false
     for i = first, last do
-      for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf')) do
-        if member ~= id then
+      local all, size, expired = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES'), 0, 0
+      for j = 1, #all, 2 do
+        local member = all[j]
+        size = size + 1
+        if tonumber(all[j + 1]) < now then
+          expired = expired + 1
+        elseif member ~= id then
           if not counts[member] then order[#order + 1] = member; counts[member] = 0 end
           counts[member] = counts[member] + 1
         end
       end
+      bucket[i] = {size, expired}
     end
     for _, member in ipairs(order) do
       if counts[member] >= need then
@@ -232,19 +244,27 @@ if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl) end
 redis.call('SET', KEYS[4], id, 'NX', 'EX', ttl)
 -- Index entries carry their own expiry as score, so a bucket that lives on (touched
 -- by newer articles) drops the members whose article is gone; each is capped.
+-- A zset read above needs no call to find its size and expired members: most are empty.
 local cap = tonumber(ARGV[15])
-local function post(key)
-  redis.call('ZADD', key, now + ttl, id)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZCARD', key) > cap then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
+local function post(i)
+  local key, known, size = KEYS[i], bucket[i], nil
+  local added = redis.call('ZADD', key, now + ttl, id)
+  if known then
+    if known[2] > 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now) end
+    size = known[1] - known[2] + added
+  else
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now)
+    size = redis.call('ZCARD', key)
+  end
+  if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
   redis.call('EXPIRE', key, ttl)
 end
 -- An exact copy adds nothing to either index; a same-article copy nothing to the story one.
 if method ~= 'fingerprint' and method ~= 'canonical_url' then
-  for i = 10, 9 + nb do post(KEYS[i]) end
+  for i = 10, 9 + nb do post(i) end
 end
 if kind == 'new' or method == 'story' then
-  for i = 10 + nb, 9 + nb + nt do post(KEYS[i]) end
+  for i = 10 + nb, 9 + nb + nt do post(i) end
 end
 redis.call('ZADD', KEYS[5], ARGV[2], id)
 -- The recent index is ordered by published time, so it can't be trimmed by score:
@@ -270,7 +290,17 @@ redis.call('HINCRBY', KEYS[7], 'articles_' .. kind, 1)
 if method ~= 'fingerprint' and method ~= 'canonical_url' and ARGV[8] ~= '' then
   local site = KEYS[9]
   redis.call('HINCRBY', site, 'pages', 1)
-  for block in string.gmatch(ARGV[8], '%S+') do redis.call('HINCRBY', site, block, 1) end
+  if block_counts then  -- one HSET of the counts read above, each one more
+    for i = 1, #blocks, 500 do
+      local counts = {}
+      for j = i, math.min(i + 499, #blocks) do
+        counts[#counts + 1] = blocks[j]; counts[#counts + 1] = block_counts[j] + 1
+      end
+      redis.call('HSET', site, unpack(counts))
+    end
+  else
+    for block in string.gmatch(ARGV[8], '%S+') do redis.call('HINCRBY', site, block, 1) end
+  end
   redis.call('EXPIRE', site, ttl)
   local cap = tonumber(ARGV[9])
   if redis.call('HLEN', site) > cap then

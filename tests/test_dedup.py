@@ -160,9 +160,19 @@ def test_thresholds_come_from_settings(client, redis_url) -> None:
     assert strict.commit(record("https://rw.example/summit", REWRITE), NOW).type == "new"
 
 
-def test_index_entries_expire_with_the_article(client, redis_url) -> None:
+def committed(store: Store, records: list[ArticleRecord], now: datetime) -> list[CommitResult]:
+    return [store.commit(r, now) for r in records]
+
+
+# The commit script posts to a bucket it has read (a commit) with fewer calls than to
+# one it has not (a bulk load): both must expire and cap alike.
+WAYS = pytest.mark.parametrize("way", [committed, Store.load], ids=["commit", "load"])
+
+
+@WAYS
+def test_index_entries_expire_with_the_article(client, redis_url, way) -> None:
     store = Store(client, Settings(redis_url=redis_url, retention_days=1))
-    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    [first] = way(store, [record("https://mt.example/leaders", ORIGINAL)], NOW)
     bands = list(client.scan_iter(f"news:lsh:{MINHASH_VERSION}:*"))
     terms = list(client.scan_iter("news:term:*"))
     assert len(bands) == 16 and len(terms) >= 8
@@ -173,7 +183,7 @@ def test_index_entries_expire_with_the_article(client, redis_url) -> None:
     # the commit script ignores the expired members, and the buckets a new article touches
     # drop them.
     later = NOW + timedelta(days=2)
-    again = store.commit(record("https://tj.example/leaders", EDITED), later)
+    [again] = way(store, [record("https://tj.example/leaders", EDITED)], later)
     assert again.type == "new"
     shared = set(bands_of(ORIGINAL)) & set(bands_of(EDITED))
     assert shared
@@ -181,10 +191,11 @@ def test_index_entries_expire_with_the_article(client, redis_url) -> None:
         assert client.zscore(f"news:lsh:{MINHASH_VERSION}:{band}", first.id) is None
 
 
-def test_buckets_and_postings_are_capped(client, redis_url) -> None:
+@WAYS
+def test_buckets_and_postings_are_capped(client, redis_url, way) -> None:
     store = Store(client, Settings(redis_url=redis_url, index_bucket_max=3))
     for i in range(6):
-        store.commit(record(f"https://mt.example/{i}", f"{ORIGINAL}\nUpdate number {i}."), NOW)
+        way(store, [record(f"https://mt.example/{i}", f"{ORIGINAL}\nUpdate number {i}.")], NOW)
     sizes = [client.zcard(k) for k in client.scan_iter("news:lsh:*")]
     sizes += [client.zcard(k) for k in client.scan_iter("news:term:*")]
     assert max(sizes) == 3
@@ -333,6 +344,25 @@ def test_site_blocks_count_pages_with_a_text_of_their_own(store, client) -> None
     mt = client.hgetall(store.keys.site("mt.example"))
     rw = client.hgetall(store.keys.site("rw.example"))
     assert mt[b"pages"] == b"1" and rw[b"pages"] == b"1" and rw[b"b1"] == b"1"
+
+
+def test_site_blocks_counted_alike_with_and_without_the_learned_check(client,
+                                                                     redis_url) -> None:
+    # A worker's commit checks the page's blocks against the site's counts, and then
+    # writes the counts it read, each one more; without the check, each is incremented.
+    pages = [(ORIGINAL, ("b1", "b2")), (text_of("mt-sanctions-review"), ("b2", "b3")),
+             (text_of("mt-ruble-steadies"), ("b1", "b2", "b3", "b4"))]
+    sites = []
+    for prefix, check in (("checked", True), ("plain", False)):
+        store = Store(client, Settings(redis_url=redis_url, prefix=prefix))
+        for n, (text, blocks) in enumerate(pages):
+            made = replace(record(f"https://mt.example/{n}", text), site="mt.example",
+                           blocks=blocks)
+            assert store.commit(made, NOW, rebuild=(lambda m=made: m) if check else None
+                                ).type == "new"
+        sites.append(client.hgetall(store.keys.site("mt.example")))
+    assert sites[0] == sites[1] == {b"pages": b"3", b"b1": b"2", b"b2": b"3", b"b3": b"2",
+                                    b"b4": b"1"}
 
 
 def test_bulk_load_indexes_like_commit(store) -> None:
