@@ -351,3 +351,18 @@ for i = 3, #ARGV do
 end
 return claimed
 """
+
+#: Remember a tick's enqueued entries by canonical URL and guid, in one call: redis-py
+#: spends more on packing and parsing a SET than Redis does on running it.
+#:
+#: KEYS: the seen-URL and seen-guid keys of each entry, in pairs.
+#: ARGV: 1 ttl seconds, then the job id of each pair.
+MARK_SEEN = r"""
+local ttl = ARGV[1]
+for i = 1, #KEYS, 2 do
+  local job = ARGV[(i + 1) / 2 + 1]
+  redis.call('SET', KEYS[i], job, 'EX', ttl)
+  redis.call('SET', KEYS[i + 1], job, 'EX', ttl)
+end
+return #KEYS / 2
+"""

@@ -27,7 +27,7 @@ from .dedup import (
 )
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
-from .schema import COMMIT_ARTICLE, Keys
+from .schema import COMMIT_ARTICLE, MARK_SEEN, Keys
 from .settings import Settings
 from .siteblocks import block_ids, drop_learned
 from .stories import StoryThresholds
@@ -105,6 +105,7 @@ class Store:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
+        self._mark_seen = client.register_script(MARK_SEEN)
         #: Each site's learned boilerplate (block ids) as the commit script last found
         #: it on the blocks of a page, for :meth:`without_learned`.
         self._learned: dict[str, frozenset[str]] = {}
@@ -370,13 +371,15 @@ class Store:
         return fresh
 
     def mark_seen(self, entries: Iterable[tuple[FeedEntry, str]]) -> None:
-        """Remember enqueued entries by canonical URL and guid, for the retention window."""
+        """Remember enqueued entries by canonical URL and guid, for the retention window:
+        a call for each thousand."""
         ttl = self.settings.retention_seconds
-        pipe = self.redis.pipeline(transaction=False)
-        for entry, job in entries:
-            pipe.set(self.keys.seen_url(entry.canonical_url), job, ex=ttl)
-            pipe.set(self.keys.seen_guid(entry.guid), job, ex=ttl)
-        pipe.execute()
+        placed = list(entries)
+        for chunk in (placed[i:i + 1000] for i in range(0, len(placed), 1000)):
+            keys: list[str] = []
+            for entry, _ in chunk:
+                keys += [self.keys.seen_url(entry.canonical_url), self.keys.seen_guid(entry.guid)]
+            self._mark_seen(keys=keys, args=[ttl, *(job for _, job in chunk)])
 
     # -- feed state ---------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from newswire.fingerprint import fingerprint
-from newswire.model import ArticleRecord, iso
+from newswire.model import ArticleRecord, FeedEntry, iso
 from newswire.schema import COMMIT_ARTICLE, article_id
 from newswire.settings import Settings
 from newswire.store import Store
@@ -201,3 +201,29 @@ def test_a_commit_whose_reply_is_lost_finds_its_article_stored(
     # Called again, as the client's own retry would: the URL is stored.
     assert (result.type, result.id) == ("exists", article_id("https://mt.example/a"))
     assert client.xlen("news:stream") == 1
+
+
+def test_seen_marks_for_thousands_of_entries(client, redis_url) -> None:
+    # A tick's entries are remembered a thousand at a time; each by URL and by guid.
+    store = make_store(client, redis_url, retention_days=2)
+    entries = [FeedEntry(feed="mt", link=f"https://mt.example/{n}?utm_source=rss",
+                         canonical_url=f"https://mt.example/{n}", guid=f"guid-{n}")
+               for n in range(2500)]
+    assert store.unseen(entries) == entries
+    store.mark_seen((e, f"job-{n // 32}") for n, e in enumerate(entries))
+    assert store.unseen(entries) == []
+    for n in (0, 999, 1000, 2499):
+        for key in (store.keys.seen_url(entries[n].canonical_url),
+                    store.keys.seen_guid(entries[n].guid)):
+            assert client.get(key) == f"job-{n // 32}".encode()
+            assert 0 < client.ttl(key) <= 2 * 86_400
+
+
+def test_an_entry_payload_is_json_and_comes_back_whole() -> None:
+    entry = FeedEntry(feed="mt", link="https://mt.example/a?utm_source=rss",
+                      canonical_url="https://mt.example/a", guid="a-1", title="Leaders",
+                      published="2025-02-20T11:05:00Z", summary="<p>Talks</p>",
+                      content="<p>Talks agreed</p>", authors=("Staff", "Agencies"))
+    payload = json.loads(json.dumps(entry.to_payload()))
+    assert payload["authors"] == ["Staff", "Agencies"] and payload["guid"] == "a-1"
+    assert FeedEntry.from_payload(payload) == entry
