@@ -25,7 +25,9 @@ as whole processes, wall clock from start to exit, ``--repeat`` times (medians):
   and first-use costs are out), then timed from the enqueueing of the same URLs to
   the last article stored. This is the throughput a deployment gets.
 
-Printed: articles per second and CPU per article of each, the ratio of one worker
+Printed: articles per second and CPU per article of each, and beside it the CPU that
+Redis, the site and the bench process itself used meanwhile (all on the same cores; for
+the running workers also how busy the cores were in all), the ratio of one worker
 to the floor (1.0 = no overhead at all) and the scaling of two workers over one;
 both also without start-up, from the same processes timed with nothing to do; and
 the scaling of two running workers over one.
@@ -63,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from newswire.embedded import RedisServer  # noqa: E402
 from newswire.model import FeedEntry  # noqa: E402
+from newswire.schema import Keys  # noqa: E402
 from newswire.settings import Settings  # noqa: E402
 from newswire.urls import canonicalize  # noqa: E402
 from scheduler.service import Scheduler  # noqa: E402
@@ -223,11 +226,11 @@ def _wait_for(condition: Callable[[], bool], what: str, pause: float = 0.01) -> 
         time.sleep(pause)
 
 
-def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, float]:
+def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, float, Shared]:
     """``workers`` long-running ``python -m worker``, each registered and the lot warmed
     up on ``warm_up`` first, then the bench's URLs enqueued by the scheduler (entries
     and scheduler made before): wall seconds from that enqueueing until the last is
-    stored, and the CPU seconds the workers used meanwhile."""
+    stored, the CPU seconds the workers used meanwhile, and what the rest used."""
     client = bench.client
     client.flushall()
     logs = [tempfile.TemporaryFile() for _ in range(workers)]
@@ -245,12 +248,17 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
         entries = entries_of(bench.urls)
         # The workers' own CPU (RQ's scheduler of retries, a child, is not in it).
         cpu = sum(_cpu_seconds(p.pid) for p in processes)
-        started = time.perf_counter()
+        shared = bench.shared()
+        seconds, micros = client.time()
         scheduler.enqueue(entries)
-        # A ZCARD every 5 ms: a fraction of a percent of a core.
-        _wait_for(lambda: stored() == len(warm_up) + len(entries), "the pages", pause=0.005)
-        elapsed = time.perf_counter() - started
+        # The watch shares the cores with the workers it times, so it looks only every
+        # 50 ms; the time of the last article is its stream entry's, Redis's clock to
+        # the millisecond, as is the start.
+        _wait_for(lambda: stored() == len(warm_up) + len(entries), "the pages", pause=0.05)
+        [(last, _)] = client.xrevrange(Keys(bench.settings.prefix).stream, count=1)
+        elapsed = int(last.split(b"-")[0]) / 1000 - (seconds + micros / 1e6)
         cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu
+        shared = bench.shared() - shared
     except BaseException:
         for log in logs:
             log.seek(0)
@@ -268,7 +276,7 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
                 process.wait()
         for log in logs:
             log.close()
-    return elapsed, cpu
+    return elapsed, cpu, shared
 
 
 def entries_of(urls: list[str]) -> tuple[FeedEntry, ...]:
@@ -284,6 +292,31 @@ def enqueue(settings: Settings, client: redis.Redis, urls: list[str]) -> None:
         assert scheduler.enqueue(entries_of(urls)) == len(urls)
     finally:
         scheduler.close()
+
+
+@dataclass(frozen=True)
+class Shared:
+    """CPU seconds of what runs beside the timed processes, on the same cores: the
+    redis-server, the loopback site, and this process (the scheduler's enqueueing and
+    the watch for the last article, in the running workers' window)."""
+
+    redis: float = 0.0
+    site: float = 0.0
+    bench: float = 0.0
+
+    def __sub__(self, before: Shared) -> Shared:
+        return Shared(self.redis - before.redis, self.site - before.site,
+                      self.bench - before.bench)
+
+    def per_article(self, count: int) -> str:
+        return (f"beside: Redis {1000 * self.redis / count:.2f}, site "
+                f"{1000 * self.site / count:.2f}, bench {1000 * self.bench / count:.2f}")
+
+
+def median_shared(runs: list[Shared]) -> Shared:
+    return Shared(statistics.median(r.redis for r in runs),
+                  statistics.median(r.site for r in runs),
+                  statistics.median(r.bench for r in runs))
 
 
 @dataclass
@@ -315,6 +348,12 @@ class Bench:
                    Settings(redis_url=server.url, allow_private_networks=True,
                             obey_robots=False, feeds_path=folder / "feeds.toml", **settings),
                    env)
+
+    def shared(self) -> Shared:
+        """The CPU seconds Redis, the site and this process have used so far."""
+        assert self.server.process is not None and self.site.pid is not None
+        return Shared(_cpu_seconds(self.server.process.pid), _cpu_seconds(self.site.pid),
+                      time.process_time())
 
     def stop(self) -> None:
         self.client.close()
@@ -364,17 +403,20 @@ def main() -> int:
                 "1 worker": [worker], "2 workers": [worker, worker]}
         walls: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
+        beside: dict[str, list[Shared]] = {name: [] for name in runs}
         startup: dict[str, list[float]] = {"floor": [], "worker": []}
         # Pages of their own for the running workers' warm-up: four jobs' worth.
         site = urls[0].rsplit("/", 1)[0]
         warm_up = [f"{site}/{len(urls) + n}" for n in range(4 * args.job_batch)]
-        served: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+        served: dict[int, list[tuple[float, float, Shared]]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for name, commands in runs.items():
                 client.flushall()
                 if "worker" in name:
                     enqueue(settings, client, urls)
+                before = bench.shared()
                 seconds, used = timed(commands, env)
+                beside[name].append(bench.shared() - before)
                 walls[name].append(seconds)
                 cpu[name].append(used)
                 stored = sum(1 for _ in client.scan_iter(
@@ -396,6 +438,7 @@ def main() -> int:
             print(f"  {name:10} {wall[name]:6.2f} s  {len(urls) / wall[name]:6.1f} articles/s"
                   f"  {1000 * statistics.median(cpu[name]) / len(urls):5.2f} ms CPU/article"
                   f"  (runs: {', '.join(f'{t:.2f}' for t in times)})")
+            print(f"  {'':10} {median_shared(beside[name]).per_article(len(urls))} ms CPU/article")
         print(f"  start-up and exit with nothing to do: floor {idle['floor']:.2f} s, "
               f"worker {idle['worker']:.2f} s")
         print(f"one worker / floor: {wall['floor'] / wall['1 worker']:.2f}  (target >= 0.9; "
@@ -407,12 +450,19 @@ def main() -> int:
               f"({work['floor'] / work['2 floors']:.2f} without start-up)")
         print(f"running workers (started, registered and warmed up on {len(warm_up)} pages "
               "first), from the scheduler's enqueueing to the last article stored, medians:")
-        took = {n: statistics.median(t for t, _ in runs_) for n, runs_ in served.items()}
+        took = {n: statistics.median(t for t, _, _ in runs_) for n, runs_ in served.items()}
+        cores = os.cpu_count() or 1
         for workers, runs_ in served.items():
+            used = statistics.median(c for _, c, _ in runs_)
+            shared = median_shared([b for _, _, b in runs_])
+            busy = statistics.median((c + b.redis + b.site + b.bench) / (cores * t)
+                                     for t, c, b in runs_)
             print(f"  {workers} worker{'s' if workers > 1 else ' '} {took[workers]:6.2f} s  "
                   f"{len(urls) / took[workers]:6.1f} articles/s"
-                  f"  {1000 * statistics.median(c for _, c in runs_) / len(urls):5.2f} ms "
-                  f"CPU/article  (runs: {', '.join(f'{t:.2f}' for t, _ in runs_)})")
+                  f"  {1000 * used / len(urls):5.2f} ms CPU/article"
+                  f"  (runs: {', '.join(f'{t:.2f}' for t, _, _ in runs_)})")
+            print(f"  {'':9} {shared.per_article(len(urls))} ms CPU/article; "
+                  f"the {cores} cores {100 * busy:.0f}% busy")
         print(f"two running workers / one: {took[1] / took[2]:.2f}  (target >= 1.8)")
     finally:
         bench.stop()
