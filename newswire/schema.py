@@ -151,6 +151,9 @@ end
 local id = ARGV[1]
 local ttl = tonumber(ARGV[3])
 local now = tonumber(ARGV[6])
+-- Numbers go to redis.call as strings made once: Redis formats each number it is
+-- given anew.
+local ttl_s, expires = ARGV[3], tostring(now + ttl)
 local nb, nt = tonumber(ARGV[10]), tonumber(ARGV[11])
 local min_pages = tonumber(ARGV[21])
 -- The page's blocks and, when read for the check below, their counts on the site.
@@ -191,7 +194,7 @@ if not dup and ARGV[14] == '1' then
   local function candidates(first, last, need)
     local counts, order, flat, unseen = {}, {}, {}, false
     for i = first, last do
-      local all, size, expired = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES'), 0, 0
+      local all, size, expired = redis.call('ZRANGE', KEYS[i], '0', '-1', 'WITHSCORES'), 0, 0
       for j = 1, #all, 2 do
         local member = all[j]
         size = size + 1
@@ -232,23 +235,21 @@ if dup and dup ~= id then
 else
   method, similarity, evidence = '', '', ''
 end
-local fields = {}
-for i = 23, #ARGV do fields[#fields + 1] = ARGV[i] end
 local record = {}
-for i = 1, #fields, 2 do record[fields[i]] = fields[i + 1] end
+for i = 23, #ARGV, 2 do record[ARGV[i]] = ARGV[i + 1] end
 redis.call('HSET', KEYS[1], 'story', story, 'duplicate_of', duplicate_of, 'method', method,
-           'similarity', similarity, 'evidence', evidence, unpack(fields))
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('SET', KEYS[2], id, 'EX', ttl)
-if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl) end
-redis.call('SET', KEYS[4], id, 'NX', 'EX', ttl)
+           'similarity', similarity, 'evidence', evidence, unpack(ARGV, 23))
+redis.call('EXPIRE', KEYS[1], ttl_s)
+redis.call('SET', KEYS[2], id, 'EX', ttl_s)
+if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl_s) end
+redis.call('SET', KEYS[4], id, 'NX', 'EX', ttl_s)
 -- Index entries carry their own expiry as score, so a bucket that lives on (touched
 -- by newer articles) drops the members whose article is gone; each is capped.
 -- A zset read above needs no call to find its size and expired members: most are empty.
 local cap = tonumber(ARGV[15])
 local function post(i)
   local key, known, size = KEYS[i], bucket[i], nil
-  local added = redis.call('ZADD', key, now + ttl, id)
+  local added = redis.call('ZADD', key, expires, id)
   if known then
     if known[2] > 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now) end
     size = known[1] - known[2] + added
@@ -257,7 +258,7 @@ local function post(i)
     size = redis.call('ZCARD', key)
   end
   if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
-  redis.call('EXPIRE', key, ttl)
+  redis.call('EXPIRE', key, ttl_s)
 end
 -- An exact copy adds nothing to either index; a same-article copy nothing to the story one.
 if method ~= 'fingerprint' and method ~= 'canonical_url' then
@@ -269,8 +270,8 @@ end
 redis.call('ZADD', KEYS[5], ARGV[2], id)
 -- The recent index is ordered by published time, so it can't be trimmed by score:
 -- a separate zset says when each id's hash expires; drop a bounded batch of those.
-redis.call('ZADD', KEYS[8], now + ttl, id)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', ARGV[6], 'LIMIT', 0, 100)
+redis.call('ZADD', KEYS[8], expires, id)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', ARGV[6], 'LIMIT', '0', '100')
 if #expired > 0 then
   redis.call('ZREM', KEYS[5], unpack(expired))
   redis.call('ZREM', KEYS[8], unpack(expired))
@@ -284,12 +285,12 @@ local event = {
   'fingerprint', record['fingerprint'] or '',
 }
 local stream_id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', unpack(event))
-redis.call('HINCRBY', KEYS[7], 'articles_' .. kind, 1)
+redis.call('HINCRBY', KEYS[7], 'articles_' .. kind, '1')
 -- Learn the site's boilerplate from pages with a text of their own: a retry or an exact
 -- copy must not count (an edited copy or a rewrite is another page, and counts).
 if method ~= 'fingerprint' and method ~= 'canonical_url' and ARGV[8] ~= '' then
   local site = KEYS[9]
-  redis.call('HINCRBY', site, 'pages', 1)
+  redis.call('HINCRBY', site, 'pages', '1')
   if block_counts then  -- one HSET of the counts read above, each one more
     for i = 1, #blocks, 500 do
       local counts = {}
@@ -299,9 +300,9 @@ if method ~= 'fingerprint' and method ~= 'canonical_url' and ARGV[8] ~= '' then
       redis.call('HSET', site, unpack(counts))
     end
   else
-    for block in string.gmatch(ARGV[8], '%S+') do redis.call('HINCRBY', site, block, 1) end
+    for block in string.gmatch(ARGV[8], '%S+') do redis.call('HINCRBY', site, block, '1') end
   end
-  redis.call('EXPIRE', site, ttl)
+  redis.call('EXPIRE', site, ttl_s)
   local cap = tonumber(ARGV[9])
   if redis.call('HLEN', site) > cap then
     -- Bounded: forget the blocks seen once (single pages' own paragraphs); if that is
