@@ -157,7 +157,7 @@ local ttl_s, expires = ARGV[3], tostring(now + ttl)
 local nb, nt = tonumber(ARGV[10]), tonumber(ARGV[11])
 local min_pages = tonumber(ARGV[21])
 -- The page's blocks and, when read for the check below, their counts on the site.
-local blocks, block_counts = nil, nil
+local blocks, block_counts
 if min_pages > 0 and ARGV[8] ~= '' then
   local taken, learned, differs = {}, {}, false
   for block in string.gmatch(ARGV[22], '%S+') do taken[block] = true end
