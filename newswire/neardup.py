@@ -25,9 +25,9 @@ banding starts a new index instead of matching old buckets by accident.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Iterable
+from hashlib import blake2b
 from typing import Any
 
 import xxhash
@@ -43,6 +43,8 @@ _EMPTY = 1 << 64
 _SPAN_BITS = 64 - (BINS - 1).bit_length()  # BINS is a power of two
 _SPAN = 1 << _SPAN_BITS
 _LOW = _SPAN - 1
+_PACK = struct.Struct(f"<{BINS}Q")
+_BAND_BYTES = ROWS * 8
 
 
 def shingle_hash(shingle: str) -> int:
@@ -108,12 +110,9 @@ def band_keys(sig: tuple[int, ...]) -> list[str]:
     """One short hex key per band: equal for two signatures that agree on the band."""
     if all(v == _EMPTY for v in sig):
         return []
-    keys = []
-    for band in range(BANDS):
-        rows = sig[band * ROWS: (band + 1) * ROWS]
-        packed = struct.pack(f"<{ROWS}Q", *(v % (1 << 64) for v in rows))
-        keys.append(f"{band:x}{hashlib.blake2b(packed, digest_size=6).hexdigest()}")
-    return keys
+    packed = _PACK.pack(*(v % (1 << 64) for v in sig))  # one pack; a band is a slice
+    return [f"{band:x}{blake2b(packed[at:at + _BAND_BYTES], digest_size=6).hexdigest()}"
+            for band, at in enumerate(range(0, BINS * 8, _BAND_BYTES))]
 
 
 def bands_of(text: str) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
+import struct
 import unicodedata
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -33,6 +35,17 @@ def test_band_keys_are_pinned() -> None:
     assert neardup.bands_of(TEXT)[:3] == ["03ed90dbca1bf", "1b825d1d4a6d6", "276358efebe85"]
     assert len(neardup.bands_of(TEXT)) == neardup.BANDS
     assert neardup.bands_of("") == [] and neardup.bands_of(" ,. ") == []
+
+
+@given(st.frozensets(st.integers(0, 2**64 - 1), min_size=1, max_size=300))
+def test_a_band_key_is_its_band_s_rows_hashed(hashes: frozenset[int]) -> None:
+    # Each band's four rows packed and hashed alone: what band_keys does in one pack.
+    sig = neardup.signature(hashes)
+    rows = neardup.ROWS
+    assert neardup.band_keys(sig) == [
+        f"{band:x}" + hashlib.blake2b(struct.pack(f"<{rows}Q", *sig[band * rows:(band + 1) * rows]),
+                                      digest_size=6).hexdigest()
+        for band in range(neardup.BANDS)]
 
 
 def test_shingles_ignore_case_punctuation_and_paragraphs() -> None:
