@@ -367,3 +367,30 @@ for i = 1, #KEYS, 2 do
 end
 return #KEYS / 2
 """
+
+#: The state hashes of many feeds, in one call (a tick's claimed feeds): redis-py's
+#: work for a pipelined HGETALL each cost more than the polls answered 304 did.
+#:
+#: KEYS: the feeds' state hashes. Returns each one's fields and values, flat.
+FEED_STATES = r"""
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
+"""
+
+#: Record the polls of a tick: each feed's changed state fields, and its next check in
+#: the due set (which ends its lease); one call, atomic for each feed and all of them.
+#:
+#: KEYS: 1 the feeds-due zset, then each feed's state hash.
+#: ARGV: for each feed in turn: its name, its next check (epoch), n, and n field, value
+#:       pairs.
+SAVE_FEED_STATES = r"""
+local at = 1
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[at + 2])
+  if n > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, at + 3, at + 2 + 2 * n)) end
+  redis.call('ZADD', KEYS[1], ARGV[at + 1], ARGV[at])
+  at = at + 3 + 2 * n
+end
+return #KEYS - 1
+"""

@@ -5,10 +5,10 @@ Key names and Lua live in :mod:`newswire.schema`; this module only runs them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -27,7 +27,7 @@ from .dedup import (
 )
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
-from .schema import COMMIT_ARTICLE, MARK_SEEN, Keys
+from .schema import COMMIT_ARTICLE, FEED_STATES, MARK_SEEN, SAVE_FEED_STATES, Keys
 from .settings import Settings
 from .siteblocks import block_ids, drop_learned
 from .stories import StoryThresholds
@@ -82,6 +82,15 @@ def decoded(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+T = TypeVar("T")
+
+
+def _thousands(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` a thousand at a time: the most one script call takes, so that it holds
+    Redis for a few milliseconds at most."""
+    return (items[i:i + 1000] for i in range(0, len(items), 1000))
+
+
 def _stream_key(entry_id: str) -> tuple[int, int]:
     millis, _, seq = entry_id.partition("-")
     return int(millis or 0), int(seq or 0)
@@ -106,6 +115,8 @@ class Store:
         self.keys = Keys(settings.prefix)
         self._commit = client.register_script(COMMIT_ARTICLE)
         self._mark_seen = client.register_script(MARK_SEEN)
+        self._feed_states = client.register_script(FEED_STATES)
+        self._save_feed_states = client.register_script(SAVE_FEED_STATES)
         #: Each site's learned boilerplate (block ids) as the commit script last found
         #: it on the blocks of a page, for :meth:`without_learned`.
         self._learned: dict[str, frozenset[str]] = {}
@@ -374,8 +385,7 @@ class Store:
         """Remember enqueued entries by canonical URL and guid, for the retention window:
         a call for each thousand."""
         ttl = self.settings.retention_seconds
-        placed = list(entries)
-        for chunk in (placed[i:i + 1000] for i in range(0, len(placed), 1000)):
+        for chunk in _thousands(list(entries)):
             keys: list[str] = []
             for entry, _ in chunk:
                 keys += [self.keys.seen_url(entry.canonical_url), self.keys.seen_guid(entry.guid)]
@@ -387,22 +397,28 @@ class Store:
         return decode_hash(self.redis.hgetall(self.keys.feed(name)))
 
     def feed_states(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
-        """The state of each feed, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(self.keys.feed(name))
-        return {name: decode_hash(raw) for name, raw in zip(names, pipe.execute(), strict=True)}
+        """The state of each feed: a script call for each thousand."""
+        states: dict[str, dict[str, str]] = {}
+        for chunk in _thousands(names):
+            replies = self._feed_states(keys=[self.keys.feed(name) for name in chunk])
+            for name, flat in zip(chunk, replies, strict=True):
+                values = iter([v.decode("utf-8", "replace") for v in flat])  # all bytes
+                states[name] = dict(zip(values, values, strict=True))
+        return states
 
     def save_feed_states(self, saves: Sequence[tuple[str, Mapping[str, str], float]]) -> None:
         """Record each (name, changed fields, next check): the fields in the feed's state
-        hash and its time in the due set, which ends its lease. One transaction, one
-        round trip."""
-        pipe = self.redis.pipeline(transaction=True)
-        for name, changes, next_check in saves:
-            if changes:
-                pipe.hset(self.keys.feed(name), mapping=dict(changes))  # type: ignore[arg-type]
-            pipe.zadd(self.keys.feeds_due, {name: next_check})
-        pipe.execute()
+        hash and its time in the due set, which ends its lease. A script call for each
+        thousand, each atomic."""
+        for chunk in _thousands(saves):
+            args: list[Any] = []
+            for name, changes, next_check in chunk:
+                args += [name, next_check, len(changes)]
+                for field, value in changes.items():
+                    args += [field, value]
+            self._save_feed_states(
+                keys=[self.keys.feeds_due, *(self.keys.feed(name) for name, _, _ in chunk)],
+                args=args)
 
     def incr_stats(self, counts: Mapping[str, int]) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -227,3 +227,20 @@ def test_an_entry_payload_is_json_and_comes_back_whole() -> None:
     payload = json.loads(json.dumps(entry.to_payload()))
     assert payload["authors"] == ["Staff", "Agencies"] and payload["guid"] == "a-1"
     assert FeedEntry.from_payload(payload) == entry
+
+
+def test_feed_states_saved_and_read_for_thousands_of_feeds(client, redis_url) -> None:
+    # A tick of many feeds is saved and read a thousand at a time; a poll that changed
+    # no field still moves the feed's next check (ending its lease).
+    store = make_store(client, redis_url)
+    names = [f"feed-{n}" for n in range(2500)]
+    saves = [(name, {} if n % 3 == 0 else {"etag": f'"v{n}"', "status": "304"},
+              1_750_000_000.5 + n) for n, name in enumerate(names)]
+    store.save_feed_states(saves)
+    states = store.feed_states(names + ["never-polled"])
+    assert states == {**{name: dict(changes) for name, changes, _ in saves},
+                      "never-polled": {}}
+    assert client.zscore(store.keys.feeds_due, "feed-2499") == 1_750_000_000.5 + 2499
+    assert client.zcard(store.keys.feeds_due) == 2500
+    store.save_feed_states([("feed-1", {"status": "200"}, 1_750_009_999.0)])
+    assert store.feed_states(["feed-1"]) == {"feed-1": {"etag": '"v1"', "status": "200"}}
