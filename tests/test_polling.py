@@ -360,7 +360,10 @@ def test_requests_to_one_host_start_at_least_the_spacing_apart(
         assert scheduler.tick(T0).polled == 4
     starts.sort()
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert len(gaps) == 3 and min(gaps) >= 0.19, gaps
+    # Seen at the server: the scheduler starts them 0.2 s apart (exactly so on the gate's
+    # own clock, test_host_gate_spaces_starts_per_host_on_its_own_clock), but on a busy
+    # machine one request can reach the server 10 to 20 ms later than it started.
+    assert len(gaps) == 3 and min(gaps) >= 0.15 and sum(gaps) >= 0.55, gaps
 
 
 def test_polling_settings_from_the_environment(tmp_path: Path) -> None:
