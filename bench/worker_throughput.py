@@ -236,7 +236,8 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
     logs = [tempfile.TemporaryFile() for _ in range(workers)]
     processes: list[subprocess.Popen[bytes]] = []
     queue = Queue(bench.settings.queue_name, connection=client)
-    stored = lambda: int(client.zcard("news:recent"))  # noqa: E731
+    keys = Keys(bench.settings.prefix)
+    stored = lambda: int(client.zcard(keys.recent))  # noqa: E731
     scheduler = Scheduler(bench.settings, client)
     try:
         processes += [subprocess.Popen([sys.executable, "-m", "worker"], env=bench.env,
@@ -255,7 +256,7 @@ def running(bench: Bench, workers: int, warm_up: list[str]) -> tuple[float, floa
         # 50 ms; the time of the last article is its stream entry's, Redis's clock to
         # the millisecond, as is the start.
         _wait_for(lambda: stored() == len(warm_up) + len(entries), "the pages", pause=0.05)
-        [(last, _)] = client.xrevrange(Keys(bench.settings.prefix).stream, count=1)
+        [(last, _)] = client.xrevrange(keys.stream, count=1)
         elapsed = int(last.split(b"-")[0]) / 1000 - (seconds + micros / 1e6)
         cpu = sum(_cpu_seconds(p.pid) for p in processes) - cpu
         shared = bench.shared() - shared
