@@ -6,9 +6,12 @@
 A loopback site (its own process: asyncio, keep-alive, responses prebuilt, so it
 takes little of the cores the workers need) serves ``--pages`` article pages
 shaped like real news pages: head metadata and JSON-LD, a navigation bar, a
-story of its own (random words, seeded), a donation appeal, related links, a
-footer and an inline script. A real redis-server runs in a child. Measured, each
-as whole processes, wall clock from start to exit, ``--repeat`` times (medians):
+story of its own (random words, seeded, with the names and figures a news story has:
+a few names of its own, repeated, among common ones that many stories share, so the
+story index has postings to read and candidates to verify, as on a real site), a
+donation appeal, related links, a footer and an inline script. A real redis-server
+runs in a child. Measured, each as whole processes, wall clock from start to exit,
+``--repeat`` times (medians):
 
 * **floor**: one process looping over the same URLs doing what no ingestion can
   skip: one ``httpx`` GET, one ``trafilatura.extract``, one Redis ``HSET`` with the
@@ -76,6 +79,23 @@ WORDS = (
     "island forest mountain election minister energy water housing festival theatre garden "
     "the a of and to in that said on for with was officials report week year plan new"
 ).split()
+#: Names as they occur in news: a few very common (most stories of a region name them),
+#: most rare. Drawn with weights 1/rank, a page's own names from the whole list.
+NAMES = (
+    "Dublin Ireland Cork Galway Limerick Moscow Russia Kyiv Ukraine Brussels London Paris "
+    "Berlin Warsaw Madrid Rome Vienna Prague Helsinki Oslo Tallinn Riga Vilnius Minsk Kazan "
+    "Murphy Kelly Byrne Walsh Ryan Doyle McCarthy Gallagher Kennedy Lynch Murray Quinn Moore "
+    "Volkov Petrova Ivanov Smirnova Kuznetsov Popova Sokolov Lebedeva Kozlov Novikova Morozov "
+    "Harris Martin Varadkar Sandu Fico Orban Meloni Tusk Scholz Macron Sanchez Costa Stubb "
+    "Gazprom Rosneft Ryanair Aer Lingus Eurostat Frontex Europol Interpol Eurovision Bundestag "
+    "Dail Seanad Duma Kremlin Garda Tusla Ofcom Aeroflot Sberbank Yandex Lukoil Nornickel "
+    "Shannon Liffey Volga Neva Danube Rhine Wicklow Kerry Donegal Mayo Sligo Clare Tipperary "
+    "Wexford Waterford Kilkenny Carlow Offaly Laois Meath Louth Cavan Monaghan Leitrim Roscommon "
+    "Longford Westmeath Kildare Athlone Ennis Tralee Navan Drogheda Dundalk Bray Naas Portlaoise "
+    "Novosibirsk Yekaterinburg Samara Omsk Chelyabinsk Rostov Ufa Krasnoyarsk Perm Voronezh "
+    "Volgograd Saratov Tyumen Tolyatti Izhevsk Barnaul Irkutsk Khabarovsk Yaroslavl Vladivostok"
+).split()
+_NAME_WEIGHTS = [1 / (rank + 1) for rank in range(len(NAMES))]
 APPEAL = (
     "<div class='support-box'><h3>A message from the Valley Gazette</h3>"
     "<p>Dear readers, independent local journalism costs money. We keep this site free "
@@ -88,8 +108,21 @@ APPEAL = (
 def page(n: int) -> bytes:
     rng = random.Random(n)
     words = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
+    own = rng.sample(NAMES, 4)  # the story's own names, which it repeats
+
+    def sentence() -> str:
+        said = [rng.choice(WORDS) for _ in range(rng.randint(8, 16))]
+        if rng.random() < 0.7:
+            said.insert(rng.randint(1, len(said)),
+                        rng.choice(own) if rng.random() < 0.8
+                        else rng.choices(NAMES, _NAME_WEIGHTS)[0])
+        if rng.random() < 0.25:  # mostly amounts, now and then a year
+            figure = rng.randint(1990, 2025) if rng.random() < 0.2 else rng.randint(10, 9999)
+            said.insert(rng.randint(1, len(said)), str(figure))
+        return said[0].capitalize() + " " + " ".join(said[1:]) + "."
+
     title = words(8).capitalize()
-    paragraphs = "".join(f"<p>{words(rng.randint(40, 90)).capitalize()}.</p>"
+    paragraphs = "".join(f"<p>{' '.join(sentence() for _ in range(rng.randint(3, 6)))}</p>"
                          for _ in range(rng.randint(6, 12)))
     nav = "".join(f"<li><a href='/section/{i}'>Section {i}</a></li>" for i in range(40))
     related = "".join(f"<li><a href='/a/{n + i}'>{words(7)}</a></li>" for i in range(1, 9))
