@@ -141,9 +141,9 @@ def decide(
             continue
         if abs((when - article.published).total_seconds()) > window * 3600:
             continue  # cheap check first: too far apart in time to be one story
-        match = stories.compare(article.features, stories.features(candidate.text),
-                                article.published, when, thresholds)
-        if match.same and match.score > best[0]:
+        match = stories.compare_text(article.features, candidate.text, article.published,
+                                     when, thresholds)
+        if match and match.same and match.score > best[0]:
             best = (match.score, cid, match.evidence())
     if best[1]:
         return Decision(story_id=best[1], story_score=best[0], evidence=best[2])

@@ -231,6 +231,22 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
+def _ruled_out(a: StoryFeatures, entities_b: frozenset[str], numbers_b: frozenset[str],
+               quotes_b: frozenset[str], hours: float, t: StoryThresholds) -> bool:
+    """Whether the signals other than content words already say "not one story"."""
+    return (
+        hours > t.window_hours
+        or len(a.entities & entities_b) < t.min_shared_entities
+        or _overlap(a.entities, entities_b) < t.min_entities
+        or (len(a.numbers & numbers_b) < t.min_shared_numbers
+            and jaccard(a.quotes, quotes_b) < 0.2)
+    )
+
+
+def _hours(published_a: datetime, published_b: datetime) -> float:
+    return abs((published_a - published_b).total_seconds()) / 3600
+
+
 def compare(
     a: StoryFeatures,
     b: StoryFeatures,
@@ -242,20 +258,32 @@ def compare(
     t = thresholds
     content = _overlap(a.content, b.content)
     ents = _overlap(a.entities, b.entities)
-    shared_entities = len(a.entities & b.entities)
     shared_numbers = len(a.numbers & b.numbers)
     quotes = jaccard(a.quotes, b.quotes)
-    hours = abs((published_a - published_b).total_seconds()) / 3600
+    hours = _hours(published_a, published_b)
     # Figures and quotes are facts a rewrite keeps; they add to the evidence.
     facts = min(1.0, shared_numbers / 4 + quotes)
     score = 0.5 * content + 0.3 * ents + 0.2 * facts
-    same = (
-        hours <= t.window_hours
-        and score >= t.score
-        and content >= t.min_content
-        and ents >= t.min_entities
-        and shared_entities >= t.min_shared_entities
-        and (shared_numbers >= t.min_shared_numbers or quotes >= 0.2)
-    )
-    return StoryMatch(round(score, 3), round(content, 3), round(ents, 3), shared_entities,
-                      shared_numbers, round(quotes, 3), round(hours, 2), same)
+    same = (score >= t.score and content >= t.min_content
+            and not _ruled_out(a, b.entities, b.numbers, b.quotes, hours, t))
+    return StoryMatch(round(score, 3), round(content, 3), round(ents, 3),
+                      len(a.entities & b.entities), shared_numbers, round(quotes, 3),
+                      round(hours, 2), same)
+
+
+def compare_text(
+    a: StoryFeatures,
+    text: str,
+    published_a: datetime,
+    published_b: datetime,
+    thresholds: StoryThresholds = StoryThresholds(),
+) -> StoryMatch | None:
+    """``compare(a, features(text), ...)``, or None where that can't be ``same``: its
+    entities, figures and quotes are found first, and when they already rule a story
+    out, the content words, which cost most to find (two thirds of :func:`features`),
+    are not. Most candidates of a busy site share a few common names and no more."""
+    ents, figures, quotes = frozenset(entities(text)), numbers(text), quote_shingles(text)
+    if _ruled_out(a, ents, figures, quotes, _hours(published_a, published_b), thresholds):
+        return None
+    return compare(a, StoryFeatures(content_words(text), ents, figures, quotes),
+                   published_a, published_b, thresholds)

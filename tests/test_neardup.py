@@ -217,6 +217,28 @@ def test_story_comparison_is_symmetric(a: list[str], b: list[str], hours: float)
     assert stories.compare(fa, fb, T0, later) == stories.compare(fb, fa, later, T0)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
+       st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
+       st.floats(min_value=0, max_value=100))
+def test_comparing_with_a_text_skips_only_what_cannot_be_one_story(
+    a: list[str], b: list[str], hours: float,
+) -> None:
+    fa, text = stories.features("\n".join(a)), "\n".join(b)
+    later = T0 + timedelta(hours=hours)
+    full = stories.compare(fa, stories.features(text), T0, later)
+    staged = stories.compare_text(fa, text, T0, later)
+    assert staged == full if staged else not full.same
+
+
+def test_comparing_with_a_text_finds_the_rewrite_and_skips_the_other_story() -> None:
+    original = stories.features(page("mt-leaders-agree"))
+    rewrite = stories.compare_text(original, page("rw-summit-rewrite"), T0,
+                                   T0 + timedelta(hours=5))
+    assert rewrite is not None and rewrite.same
+    assert stories.compare_text(original, page("mt-ruble-steadies"), T0, T0) is None
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.sampled_from(PARAGRAPHS), min_size=3, max_size=6, unique=True))
 def test_an_article_is_the_same_article_as_its_reformatted_self(paragraphs: list[str]) -> None:
