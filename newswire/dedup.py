@@ -46,32 +46,44 @@ class Probe:
     shingles: frozenset[int]
     bands: tuple[str, ...]
     terms: tuple[str, ...]
+    #: Its entities and figures (``newswire.stories``), found for its terms anyway and
+    #: stored with it, so that it needs none found again as a later one's candidate.
+    names: frozenset[str]
+    figures: frozenset[str]
 
     @cached_property
     def features(self) -> stories.StoryFeatures:
         """Found when a story candidate asks for them: most articles meet none."""
-        return stories.features(self.text)
+        return stories.StoryFeatures(content=stories.content_words(self.text),
+                                     entities=self.names, numbers=self.figures,
+                                     quotes=stories.quote_shingles(self.text))
 
 
 def probe(article_id: str, text: str, published: datetime) -> Probe:
     shingle_set = neardup.shingles(text)
+    names, figures = stories.entities(text), stories.numbers(text)
     return Probe(
         id=article_id,
         published=published,
         text=text,
         shingles=shingle_set,
         bands=tuple(neardup.band_keys(neardup.signature(shingle_set))),
-        terms=tuple(stories.index_terms(text)),
+        terms=tuple(stories.terms_of(names, figures)),
+        names=frozenset(names),
+        figures=figures,
     )
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A stored article fetched to verify: its id, text and publication time."""
+    """A stored article fetched to verify: its id, text and publication time, and its
+    entities and figures as stored with it (None for one stored without them)."""
 
     id: str
     text: str
     published: str
+    names: frozenset[str] | None = None
+    figures: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +154,8 @@ def decide(
         if abs((when - article.published).total_seconds()) > window * 3600:
             continue  # cheap check first: too far apart in time to be one story
         match = stories.compare_text(article.features, candidate.text, article.published,
-                                     when, thresholds)
+                                     when, thresholds, names=candidate.names,
+                                     figures=candidate.figures)
         if match and match.same and match.score > best[0]:
             best = (match.score, cid, match.evidence())
     if best[1]:

@@ -102,6 +102,11 @@ def _result(raw: Sequence[Any]) -> CommitResult:
     return CommitResult(kind, article_id, story, duplicate_of, method, stream_id, similarity)
 
 
+def _words(value: bytes | None) -> frozenset[str] | None:
+    """A stored space-separated set (None when the field is not there)."""
+    return None if value is None else frozenset(decoded(value).split())
+
+
 def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {decoded(k): decoded(v) for k, v in raw.items()}
 
@@ -177,10 +182,11 @@ class Store:
         if wanted:
             pipe = self.redis.pipeline(transaction=False)
             for cid in wanted:
-                pipe.hmget(self.keys.article(cid), ["text", "published"])
-            for cid, (text, when) in zip(wanted, pipe.execute(), strict=True):
+                pipe.hmget(self.keys.article(cid), ["text", "published", "entities", "figures"])
+            for cid, (text, when, names, figures) in zip(wanted, pipe.execute(), strict=True):
                 if text is not None:
-                    candidates[cid] = Candidate(cid, decoded(text), decoded(when))
+                    candidates[cid] = Candidate(cid, decoded(text), decoded(when),
+                                                _words(names), _words(figures))
         decision = decide(
             article, candidates, near_ids, story_ids,
             neardup_threshold=self.settings.neardup_threshold,
@@ -207,6 +213,9 @@ class Store:
         flat: list[str] = []
         for name, value in record.fields().items():
             flat += [name, value]
+        # What a later article's story verification reads instead of finding them anew.
+        flat += ["entities", " ".join(sorted(article.names)),
+                 "figures", " ".join(sorted(article.figures))]
         page_url = record.page_canonical_url or record.canonical_url
         return (
             [

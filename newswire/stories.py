@@ -218,9 +218,15 @@ def index_terms(text: str, limit: int = 16) -> list[str]:
     """The terms an article is posted under in the story index: its most frequent
     entities, then its longer figures, at most ``limit``. A rewrite keeps most of
     these, so it finds its original among the postings of a few of them."""
-    ranked = [name for name, _ in sorted(entities(text).items(), key=lambda kv: (-kv[1], kv[0]))]
+    return terms_of(entities(text), numbers(text), limit)
+
+
+def terms_of(names: Counter[str], figures: frozenset[str], limit: int = 16) -> list[str]:
+    """:func:`index_terms` of a text whose :func:`entities` and :func:`numbers` are
+    known."""
+    ranked = [name for name, _ in sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))]
     terms = [f"e:{name}" for name in ranked[: max(limit - 4, limit * 3 // 4)]]
-    terms += [f"n:{figure}" for figure in sorted(n for n in numbers(text) if len(n) >= 2)]
+    terms += [f"n:{figure}" for figure in sorted(n for n in figures if len(n) >= 2)]
     return terms[:limit]
 
 
@@ -277,12 +283,19 @@ def compare_text(
     published_a: datetime,
     published_b: datetime,
     thresholds: StoryThresholds = StoryThresholds(),
+    *,
+    names: frozenset[str] | None = None,
+    figures: frozenset[str] | None = None,
 ) -> StoryMatch | None:
     """``compare(a, features(text), ...)``, or None where that can't be ``same``: its
     entities, figures and quotes are found first, and when they already rule a story
     out, the content words, which cost most to find (two thirds of :func:`features`),
-    are not. Most candidates of a busy site share a few common names and no more."""
-    ents, figures, quotes = frozenset(entities(text)), numbers(text), quote_shingles(text)
+    are not. Most candidates of a busy site share a few common names and no more.
+    ``names`` and ``figures``: the text's entities and numbers, when known (stored
+    with the article), so they need not be found again."""
+    ents = frozenset(entities(text)) if names is None else names
+    figures = numbers(text) if figures is None else figures
+    quotes = quote_shingles(text)
     if _ruled_out(a, ents, figures, quotes, _hours(published_a, published_b), thresholds):
         return None
     return compare(a, StoryFeatures(content_words(text), ents, figures, quotes),

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from newswire import stories
 from newswire.cli import build_parser
 from newswire.dedup import Decision, probe
 from newswire.errors import ConfigError, StoreError
@@ -114,6 +115,22 @@ def test_rewrite_joins_the_story_and_is_not_announced(store, client) -> None:
     assert "entities=" in article["evidence"] and "hours=5.1" in article["evidence"]
     assert [m["id"] for m in heard.drain()] == [first.id]
     assert stream_types(client)[-1] == ("duplicate", "story")
+
+
+@pytest.mark.parametrize("stored_without", [False, True], ids=["as-stored", "older-article"])
+def test_an_article_keeps_its_names_and_figures_for_later_verifications(
+    store, client, stored_without,
+) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    names, figures = client.hmget(f"news:article:{first.id}", ["entities", "figures"])
+    assert set(names.decode().split()) == set(stories.entities(ORIGINAL))
+    assert "ostrovsky" in names.decode().split()
+    assert set(figures.decode().split()) == stories.numbers(ORIGINAL) and b"2.4" in figures
+    if stored_without:  # stored by a version that kept neither: found from its text
+        client.hdel(f"news:article:{first.id}", "entities", "figures")
+    rewrite = store.commit(record("https://rw.example/summit", REWRITE,
+                                  published="2025-02-20T16:10:00Z"), NOW)
+    assert (rewrite.method, rewrite.story) == ("story", first.id)
 
 
 def test_rewrite_of_a_copy_joins_the_first_articles_story(store) -> None:

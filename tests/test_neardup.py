@@ -229,6 +229,9 @@ def test_comparing_with_a_text_skips_only_what_cannot_be_one_story(
     full = stories.compare(fa, stories.features(text), T0, later)
     staged = stories.compare_text(fa, text, T0, later)
     assert staged == full if staged else not full.same
+    known = stories.compare_text(fa, text, T0, later, names=frozenset(stories.entities(text)),
+                                 figures=stories.numbers(text))
+    assert known == staged
 
 
 def test_comparing_with_a_text_finds_the_rewrite_and_skips_the_other_story() -> None:
