@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newswire import neardup, stories
-from newswire.dedup import Candidate, decide, near_candidates, probe, story_candidates
+from newswire.dedup import (
+    Candidate,
+    RecentShingles,
+    decide,
+    near_candidates,
+    probe,
+    story_candidates,
+)
 from newswire.fingerprint import normalize_text
 from newswire.stories import _STOPWORDS as STOPWORDS
 
@@ -250,3 +257,16 @@ def test_an_article_is_the_same_article_as_its_reformatted_self(paragraphs: list
     decision = decide(article, {"a": Candidate("a", text, "2025-02-20T11:00:00Z")}, ["a"], [],
                       neardup_threshold=0.5, thresholds=stories.StoryThresholds())
     assert decision.near_id == "a" and decision.near_similarity == 1.0
+
+
+def test_recent_shingles_are_the_texts_own_and_bounded(monkeypatch) -> None:
+    texts = [page(name) for name in FIXTURES[:3]]
+    expected = [neardup.shingles(t) for t in texts]
+    shingled: list[str] = []
+    monkeypatch.setattr(neardup, "shingles",
+                        lambda text: shingled.append(text) or expected[texts.index(text)])
+    recent = RecentShingles(2)
+    assert [recent(t) for t in texts] == expected and shingled == texts
+    assert recent(texts[2]) == expected[2] and recent(texts[1]) == expected[1]
+    assert len(shingled) == 3  # both from their arrays
+    assert recent(texts[0]) == expected[0] and len(shingled) == 4  # the oldest went
