@@ -90,11 +90,9 @@ class Probe:
     figures: frozenset[str]
 
     @cached_property
-    def features(self) -> stories.StoryFeatures:
-        """Found when a story candidate asks for them: most articles meet none."""
-        return stories.StoryFeatures(content=stories.content_words(self.text),
-                                     entities=self.names, numbers=self.figures,
-                                     quotes=stories.quote_shingles(self.text))
+    def features(self) -> stories.TextFeatures:
+        """Found as story candidates ask for them: most articles need no content words."""
+        return stories.TextFeatures(self.text, names=self.names, figures=self.figures)
 
 
 def probe(article_id: str, text: str, published: datetime) -> Probe:
@@ -191,9 +189,10 @@ def decide(
             continue
         if abs((when - article.published).total_seconds()) > window * 3600:
             continue  # cheap check first: too far apart in time to be one story
-        match = stories.compare_text(article.features, candidate.text, article.published,
-                                     when, thresholds, names=candidate.names,
+        story = stories.TextFeatures(candidate.text, names=candidate.names,
                                      figures=candidate.figures)
+        match = stories.compare_if_possible(article.features, story, article.published,
+                                            when, thresholds)
         if match and match.same and match.score > best[0]:
             best = (match.score, cid, match.evidence())
     if best[1]:

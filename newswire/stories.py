@@ -25,6 +25,8 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from typing import Protocol
 
 from .neardup import jaccard
 
@@ -73,6 +75,51 @@ class StoryFeatures:
     entities: frozenset[str]  # lower-cased capitalised names (single words)
     numbers: frozenset[str]  # figures, normalized ("2.4", "12", "19")
     quotes: frozenset[str]  # word 3-shingles of the quoted passages
+
+
+class Features(Protocol):
+    """What :func:`compare` reads of an article: :class:`StoryFeatures`, found all at
+    once, or :class:`TextFeatures`, each found when first read."""
+
+    @property
+    def content(self) -> frozenset[str]: ...
+    @property
+    def entities(self) -> frozenset[str]: ...
+    @property
+    def numbers(self) -> frozenset[str]: ...
+    @property
+    def quotes(self) -> frozenset[str]: ...
+
+
+class TextFeatures:
+    """The story features of a text, each found when first read, so that a comparison
+    that ends early finds only what it read: :func:`compare_if_possible` reads the
+    content words, two thirds of the cost, last. ``names`` and ``figures``: the text's
+    entities and numbers when they are known already (stored with the article)."""
+
+    def __init__(self, text: str, *, names: frozenset[str] | None = None,
+                 figures: frozenset[str] | None = None) -> None:
+        self.text = text
+        if names is not None:
+            self.entities = names
+        if figures is not None:
+            self.numbers = figures
+
+    @cached_property
+    def content(self) -> frozenset[str]:
+        return content_words(self.text)
+
+    @cached_property
+    def entities(self) -> frozenset[str]:
+        return frozenset(entities(self.text))
+
+    @cached_property
+    def numbers(self) -> frozenset[str]:
+        return numbers(self.text)
+
+    @cached_property
+    def quotes(self) -> frozenset[str]:
+        return quote_shingles(self.text)
 
 
 @dataclass(frozen=True)
@@ -237,15 +284,15 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def _ruled_out(a: StoryFeatures, entities_b: frozenset[str], numbers_b: frozenset[str],
-               quotes_b: frozenset[str], hours: float, t: StoryThresholds) -> bool:
-    """Whether the signals other than content words already say "not one story"."""
+def _ruled_out(a: Features, b: Features, hours: float, t: StoryThresholds) -> bool:
+    """Whether the signals other than content words already say "not one story"; the
+    quotes are read only when the figures are not enough."""
     return (
         hours > t.window_hours
-        or len(a.entities & entities_b) < t.min_shared_entities
-        or _overlap(a.entities, entities_b) < t.min_entities
-        or (len(a.numbers & numbers_b) < t.min_shared_numbers
-            and jaccard(a.quotes, quotes_b) < 0.2)
+        or len(a.entities & b.entities) < t.min_shared_entities
+        or _overlap(a.entities, b.entities) < t.min_entities
+        or (len(a.numbers & b.numbers) < t.min_shared_numbers
+            and jaccard(a.quotes, b.quotes) < 0.2)
     )
 
 
@@ -254,8 +301,8 @@ def _hours(published_a: datetime, published_b: datetime) -> float:
 
 
 def compare(
-    a: StoryFeatures,
-    b: StoryFeatures,
+    a: Features,
+    b: Features,
     published_a: datetime,
     published_b: datetime,
     thresholds: StoryThresholds = StoryThresholds(),
@@ -271,32 +318,23 @@ def compare(
     facts = min(1.0, shared_numbers / 4 + quotes)
     score = 0.5 * content + 0.3 * ents + 0.2 * facts
     same = (score >= t.score and content >= t.min_content
-            and not _ruled_out(a, b.entities, b.numbers, b.quotes, hours, t))
+            and not _ruled_out(a, b, hours, t))
     return StoryMatch(round(score, 3), round(content, 3), round(ents, 3),
                       len(a.entities & b.entities), shared_numbers, round(quotes, 3),
                       round(hours, 2), same)
 
 
-def compare_text(
-    a: StoryFeatures,
-    text: str,
+def compare_if_possible(
+    a: Features,
+    b: Features,
     published_a: datetime,
     published_b: datetime,
     thresholds: StoryThresholds = StoryThresholds(),
-    *,
-    names: frozenset[str] | None = None,
-    figures: frozenset[str] | None = None,
 ) -> StoryMatch | None:
-    """``compare(a, features(text), ...)``, or None where that can't be ``same``: its
-    entities, figures and quotes are found first, and when they already rule a story
-    out, the content words, which cost most to find (two thirds of :func:`features`),
-    are not. Most candidates of a busy site share a few common names and no more.
-    ``names`` and ``figures``: the text's entities and numbers, when known (stored
-    with the article), so they need not be found again."""
-    ents = frozenset(entities(text)) if names is None else names
-    figures = numbers(text) if figures is None else figures
-    quotes = quote_shingles(text)
-    if _ruled_out(a, ents, figures, quotes, _hours(published_a, published_b), thresholds):
+    """:func:`compare`, or None where that can't be ``same``: when the publication
+    times, entities, figures and quotes already rule a story out, no content words
+    are read (of :class:`TextFeatures`, not found). Most candidates of a busy site
+    share a few common names and no more."""
+    if _ruled_out(a, b, _hours(published_a, published_b), thresholds):
         return None
-    return compare(a, StoryFeatures(content_words(text), ents, figures, quotes),
-                   published_a, published_b, thresholds)
+    return compare(a, b, published_a, published_b, thresholds)
