@@ -46,7 +46,7 @@ class RecentShingles:
     verified), by a 128-bit digest of the text: most of a site's candidates are the
     same few recent articles, met again by every article that names what they name.
     Kept as arrays of their hashes, 4 KB for a 500-word article where the set takes
-    50; a set is made again from one in a twelfth of the time its text takes to
+    50; a set's overlap with one is counted in a sixth of the time its text takes to
     shingle. Safe to share between threads."""
 
     def __init__(self, size: int) -> None:
@@ -55,13 +55,23 @@ class RecentShingles:
         self._lock = threading.Lock()
 
     def __call__(self, text: str) -> frozenset[int]:
+        """The text's shingle set."""
+        found = self._found(text)
+        return found if isinstance(found, frozenset) else frozenset(found)
+
+    def overlap(self, shingles: frozenset[int], text: str) -> tuple[int, int]:
+        """How many of ``shingles`` the text has, and how many it has in all: counted
+        against its array as it is (making a set of it would take twice as long)."""
+        found = self._found(text)
+        return len(shingles.intersection(found)), len(found)
+
+    def _found(self, text: str) -> frozenset[int] | array[int]:
         key = xxhash.xxh3_128_intdigest(text.encode("utf-8"))
         with self._lock:
             packed = self._packed.get(key)
             if packed is not None:
                 self._packed.move_to_end(key)
-        if packed is not None:
-            return frozenset(packed)
+                return packed
         found = neardup.shingles(text)
         with self._lock:
             self._packed[key] = array("Q", found)
@@ -168,12 +178,13 @@ def decide(
         candidate = candidates.get(cid)
         if candidate is None:
             continue
-        theirs = shingles_of(candidate.text)
-        similarity = neardup.jaccard(article.shingles, theirs)
-        contained = neardup.containment(article.shingles, theirs)
+        shared, theirs = shingles_of.overlap(article.shingles, candidate.text)
+        ours = len(article.shingles)
+        # neardup.jaccard and neardup.containment, from the one count.
+        similarity = shared / (ours + theirs - shared) if ours and theirs else 0.0
+        contained = shared / min(ours, theirs) if ours and theirs else 0.0
         same = similarity >= neardup_threshold or (
-            contained >= containment_threshold
-            and min(len(article.shingles), len(theirs)) >= MIN_CONTAINED_SHINGLES)
+            contained >= containment_threshold and min(ours, theirs) >= MIN_CONTAINED_SHINGLES)
         if same and (similarity, contained) > best_near[:2]:
             best_near = (similarity, contained, cid,
                          f"jaccard={similarity:.2f} containment={contained:.2f}")

@@ -279,3 +279,7 @@ def test_recent_shingles_are_the_texts_own_and_bounded(monkeypatch: pytest.Monke
     assert recent(texts[2]) == expected[2] and recent(texts[1]) == expected[1]
     assert len(shingled) == 3  # both from their arrays
     assert recent(texts[0]) == expected[0] and len(shingled) == 4  # the oldest went
+    ours = expected[0] | {1, 2, 3}
+    assert recent.overlap(ours, texts[0]) == (len(expected[0]), len(expected[0]))  # its array
+    assert recent.overlap(ours, texts[1]) == (len(ours & expected[1]), len(expected[1]))
+    assert len(shingled) == 4
