@@ -91,13 +91,17 @@ def one_pass(urls: list[str], runtime: Runtime, client: redis.Redis) -> Stages:
     stages.run("worker: commit", list(zip(entries, cleaned, records, strict=True)),
                lambda t: runtime.store.commit(t[2], now, rebuild=lambda: made(
                    t[0], runtime.store.without_learned(t[1], remembered=True))))
-    # The last four again, as a batch runs them: each article's learned boilerplate,
-    # record and probe made while Redis runs the commit of the one before.
+    # The last four again, as a batch runs them: each article's learned boilerplate and
+    # record made while Redis runs the first call of the one before, its probe while
+    # Redis runs that one's next call.
     client.flushall()
     sent: list[Commit] = []
 
     def overlapped(pair: tuple[FeedEntry, Any]) -> None:
         commit = jobs.start_commit(pair[0], pair[1], pair[0].canonical_url, "")
+        if sent:
+            sent[0].advance()
+        commit.prepare()
         if sent:
             sent.pop().result()
         commit.send()

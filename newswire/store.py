@@ -5,7 +5,15 @@ Key names and Lua live in :mod:`newswire.schema`; this module only runs them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -149,8 +157,9 @@ class Store:
         self, record: ArticleRecord, now: datetime, *,
         rebuild: Callable[[], ArticleRecord] | None = None,
     ) -> Commit:
-        """:meth:`commit` in steps: the article's probe is made now; the script's first
-        call goes out with :meth:`Commit.send`, and :meth:`Commit.result` ends it."""
+        """:meth:`commit` in steps (:class:`Commit`): the script's first call goes out
+        with :meth:`Commit.send`, the next with :meth:`Commit.advance`, and
+        :meth:`Commit.result` ends it."""
         return Commit(self, record, now, rebuild)
 
     def load(self, records: Sequence[ArticleRecord], now: datetime) -> list[CommitResult]:
@@ -443,9 +452,12 @@ class Store:
 class Commit:
     """One article's commit (:meth:`Store.commit`) in steps, so that the worker can
     prepare its next article while Redis runs this one's script: :meth:`send` writes
-    the script's first call on a connection of its own without waiting; :meth:`result`
-    reads the reply (or makes the call, if it was never sent or its connection failed)
-    and ends the commit as :meth:`Store.commit` does."""
+    the script's first call on a connection of its own without waiting; :meth:`advance`
+    reads its reply and, when it hands back candidates, verifies them and sends the next
+    call, again without waiting; :meth:`result` reads what is in flight (or makes the
+    call, if it was never sent or its connection failed) and ends the commit as
+    :meth:`Store.commit` does. The article's probe is made at :meth:`prepare`, or when
+    first needed."""
 
     def __init__(
         self, store: Store, record: ArticleRecord, now: datetime,
@@ -453,19 +465,37 @@ class Commit:
     ) -> None:
         self.store, self.record, self.now, self.rebuild = store, record, now, rebuild
         self.published = parse_iso(record.published) or now
-        self.article = probe(record.id, record.text, self.published)
-        self._sent: Any = None  # the connection whose reply is the first call's
+        self._article: Probe | None = None
+        self._sent: Any = None  # the connection whose reply is the call's in flight
+        self._in_flight: tuple[set[str], Decision] = (set(), Decision())
+        self._steps: Generator[None, None, CommitResult] | None = None
+        self._ended: CommitResult | Exception | None = None
+
+    @property
+    def article(self) -> Probe:
+        if self._article is None:
+            self._article = probe(self.record.id, self.record.text, self.published)
+        return self._article
+
+    def prepare(self) -> None:
+        """Make the article's probe now (the first call needs it)."""
+        _ = self.article
 
     def _call(self, seen: set[str], decision: Decision) -> Any:
         return self.store._run_commit(self.record, self.article, self.now, seen, decision,
                                       check=True, check_learned=self.rebuild is not None)
 
     def send(self) -> None:
-        """Put the script's first call on the wire; its reply waits for :meth:`result`.
-        A connection that fails here leaves the call to :meth:`result`, with the
-        client's retries."""
+        """Put the script's first call on the wire; its reply waits for :meth:`advance`
+        or :meth:`result`."""
+        self._send(set(), Decision())
+
+    def _send(self, seen: set[str], decision: Decision) -> None:
+        """Put a call on the wire. A connection that fails here leaves the call to
+        :meth:`_reply`, with the client's retries."""
+        self._in_flight = (seen, decision)
         keys, args = self.store._commit_call(
-            self.record, self.article, self.now, set(), Decision(), check=True,
+            self.record, self.article, self.now, seen, decision, check=True,
             check_learned=self.rebuild is not None)
         pool = self.store.redis.connection_pool
         try:
@@ -480,7 +510,7 @@ class Commit:
             return
         self._sent = connection
 
-    def _first_reply(self) -> Any:
+    def _reply(self) -> Any:
         connection, self._sent = self._sent, None
         if connection is not None:
             pool = self.store.redis.connection_pool
@@ -495,26 +525,46 @@ class Commit:
                 connection.disconnect()
             finally:
                 pool.release(connection)
-        return self._call(set(), Decision())
+        return self._call(*self._in_flight)
+
+    def advance(self) -> None:
+        """Read the reply in flight; when it asks for a proposal, verify the candidates
+        and send the next call. What goes wrong is raised by :meth:`result`."""
+        if self._ended is not None:
+            return
+        self._steps = self._steps or self._rounds()
+        try:
+            next(self._steps)
+        except StopIteration as done:
+            self._ended = done.value
+        except Exception as e:
+            self._ended = e
 
     def result(self) -> CommitResult:
-        raw = self._first_reply()
-        seen: set[str] = set()
-        decision = Decision()
+        while self._ended is None:
+            self.advance()
+        if isinstance(self._ended, Exception):
+            raise self._ended
+        return self._ended
+
+    def _rounds(self) -> Generator[None, None, CommitResult]:
+        """The commit, paused after each call it sends."""
+        raw = self._reply()
         for proposals in range(COMMIT_ATTEMPTS + 1):  # the first call has nothing to propose
-            if proposals:
-                raw = self._call(seen, decision)
+            if raw is None:  # the record made again: its own first call
+                raw = self._call(set(), Decision())
             kind = decoded(raw[0])
             if kind == "learned" and self.rebuild is not None:
                 self.store._remember_learned(self.record.site, self.record.blocks, raw[7])
                 self.record = self.rebuild()
-                self.article = probe(self.record.id, self.record.text, self.published)
-                seen, decision = set(), Decision()
+                self._article, raw = None, None
                 continue
             if kind != "retry":
                 return _result(raw)
             if proposals < COMMIT_ATTEMPTS:
-                seen, decision = self.store.verify(self.article, raw[7], raw[8])
+                self._send(*self.store.verify(self.article, raw[7], raw[8]))
+                yield
+                raw = self._reply()
         raise StoreError(
             f"article {self.record.id}: gave up after {COMMIT_ATTEMPTS} commits raced with "
             "others")

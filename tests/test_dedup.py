@@ -314,6 +314,43 @@ def test_a_match_indexed_between_the_two_calls_is_verified_too(
     assert copy.type == "duplicate" and copy.method == "minhash" and copy.story == first.id
 
 
+def counting_verify(store: Store, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> list[int]:
+    verify, calls = store.verify, []
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if fail:
+            raise RuntimeError("verification failed")
+        return verify(*args)
+
+    monkeypatch.setattr(store, "verify", counted)
+    return calls
+
+
+def test_an_advanced_commit_has_verified_and_sent_and_only_reads_at_the_end(
+    store, monkeypatch
+) -> None:
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    calls = counting_verify(store, monkeypatch)
+    commit = store.start_commit(record("https://tj.example/leaders", EDITED), NOW)
+    commit.send()
+    commit.advance()
+    assert calls == [1]
+    result = commit.result()
+    assert calls == [1] and (result.method, result.duplicate_of) == ("minhash", first.id)
+    assert commit.result() == result  # ended: asked again, the same
+
+
+def test_what_goes_wrong_while_advancing_is_raised_by_the_result(store, monkeypatch) -> None:
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    counting_verify(store, monkeypatch, fail=True)
+    commit = store.start_commit(record("https://tj.example/leaders", EDITED), NOW)
+    commit.send()
+    commit.advance()  # raises nothing
+    with pytest.raises(RuntimeError, match="verification failed"):
+        commit.result()
+
+
 def test_the_store_gives_up_when_others_keep_racing_it(
     store, client, redis_url, monkeypatch
 ) -> None:

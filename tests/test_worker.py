@@ -496,6 +496,28 @@ def test_one_batch_job_stores_every_entry_once_and_reports_each(
     assert [e["type"] for e in stream(client)] == ["new"] * len(entries)
 
 
+@pytest.mark.usefixtures("runtime")
+def test_a_batch_decides_its_copies_in_order_while_their_calls_overlap(
+    site: Site, settings: Settings, client: redis.Redis
+) -> None:
+    # The copy has a candidate (the original, stored just before it): its second call goes
+    # out while the next page's probe is made, and each commit still sees the ones before.
+    original = distinct_page(1)
+    site.routes["/original"] = html(original)
+    site.routes["/copy"] = html(original.replace(b"<p>", b"<p>Updated. ", 1))
+    site.routes["/other"] = html(distinct_page(2))
+    entries = tuple(make_entry(site, path) for path in ("/original", "/copy", "/other"))
+    sched = Scheduler(settings.with_(job_batch=3), client)
+    try:
+        assert sched.enqueue(entries) == 3
+        work(sched, client)
+    finally:
+        sched.close()
+    assert [(e["type"], e["method"]) for e in stream(client)] == [
+        ("new", ""), ("duplicate", "minhash"), ("new", "")]
+    assert stored(client, entries[1])["duplicate_of"] == stored(client, entries[0])["id"]
+
+
 def test_a_batch_takes_its_pages_in_rounds_that_end_at_round_bytes() -> None:
     def page(n: int, size: int) -> tuple[FeedEntry, FetchedResponse]:
         entry = FeedEntry(feed="t", link=f"http://a.example/{n}",

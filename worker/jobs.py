@@ -224,8 +224,9 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
     through all stages evicts them (600 loopback pages in one process, batches of
     16: 4.8 ms of CPU an article page by page, 3.9 ms in rounds). The commits stay
     in order, one after the other: each sees the ones before. But an article's
-    record and probe are made while Redis runs the commit script of the one before
-    (:class:`newswire.store.Commit`): its reply is read only then."""
+    record is made while Redis runs the commit script's first call of the one before,
+    and its probe while Redis runs that one's next call, when its candidates asked for
+    one (:class:`newswire.store.Commit`): each reply is read only then."""
     runtime = current()
     entries = [FeedEntry.from_payload(p) for p in payloads]
     stored = runtime.store.stored_ids([e.canonical_url for e in entries])
@@ -236,6 +237,9 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
         sent: tuple[FeedEntry, Commit | Exception] | None = None
         for entry, cleaned in [(entry, _cleaned(entry, fetched)) for entry, fetched in pages]:
             commit = _started(entry, cleaned)
+            if sent is not None and isinstance(sent[1], Commit):
+                sent[1].advance()  # its candidates verified, its next call sent
+            commit = _prepared(commit)
             if sent is not None:
                 results.append(_settled(*sent))
             if isinstance(commit, Commit):
@@ -257,6 +261,16 @@ def _started(
         return start_commit(entry, *cleaned)
     except Exception as e:
         return e.with_traceback(None)
+
+
+def _prepared(commit: Commit | Exception) -> Commit | Exception:
+    """The commit with its probe made (:meth:`Commit.prepare`), or what kept it from one."""
+    if isinstance(commit, Commit):
+        try:
+            commit.prepare()
+        except Exception as e:
+            return e.with_traceback(None)
+    return commit
 
 
 def _settled(entry: FeedEntry, commit: Commit | Exception) -> dict[str, str]:
@@ -307,7 +321,8 @@ def start_commit(
     entry: FeedEntry, cleaned: CleanedArticle | None, fetched_url: str, fetch_error: str
 ) -> Commit:
     """The commit of the cleaned page (or, without one, the feed's content), its record
-    and probe made, not yet sent."""
+    made, not yet sent (its probe is made at :meth:`Commit.prepare`, or when first
+    needed)."""
     runtime = current()
     if cleaned is None:
         cleaned = clean_feed_entry(entry)
