@@ -100,9 +100,9 @@ class Probe:
     figures: frozenset[str]
 
     @cached_property
-    def features(self) -> stories.TextFeatures:
+    def features(self) -> stories.StoryFeatures:
         """Found as story candidates ask for them: most articles need no content words."""
-        return stories.TextFeatures(self.text, names=self.names, figures=self.figures)
+        return stories.StoryFeatures(self.text, names=self.names, figures=self.figures)
 
 
 def probe(article_id: str, text: str, published: datetime) -> Probe:
@@ -200,7 +200,7 @@ def decide(
             continue
         if abs((when - article.published).total_seconds()) > window * 3600:
             continue  # cheap check first: too far apart in time to be one story
-        story = stories.TextFeatures(candidate.text, names=candidate.names,
+        story = stories.StoryFeatures(candidate.text, names=candidate.names,
                                      figures=candidate.figures)
         match = stories.compare_if_possible(article.features, story, article.published,
                                             when, thresholds)

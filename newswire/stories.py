@@ -4,7 +4,7 @@ Pure functions, no I/O. A paraphrase shares almost no word 3-shingles with its
 original (Jaccard about 0.1), so the near-duplicate index cannot see it. What a
 rewrite keeps are the facts: the people, places and organisations (named
 entities), the figures, the content words, sometimes a quote, and the time: it
-is written within hours or days. :func:`features` extracts those from a clean
+is written within hours or days. :class:`StoryFeatures` finds those in a clean
 text; :func:`compare` scores two articles on them; :func:`index_terms` names the
 few distinctive terms (entities and figures) under which an article is posted in
 the Redis inverted index, so that candidates come from an index, not a scan.
@@ -26,7 +26,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Protocol
 
 from .neardup import jaccard
 
@@ -67,34 +66,10 @@ _QUOTE = re.compile(r"[“\"«„]([^”\"»“]{12,})[”\"»“]")
 _STEM = 6
 
 
-@dataclass(frozen=True)
 class StoryFeatures:
-    """What a rewrite keeps of an article."""
-
-    content: frozenset[str]  # content-word stems
-    entities: frozenset[str]  # lower-cased capitalised names (single words)
-    numbers: frozenset[str]  # figures, normalized ("2.4", "12", "19")
-    quotes: frozenset[str]  # word 3-shingles of the quoted passages
-
-
-class Features(Protocol):
-    """What :func:`compare` reads of an article: :class:`StoryFeatures`, found all at
-    once, or :class:`TextFeatures`, each found when first read."""
-
-    @property
-    def content(self) -> frozenset[str]: ...
-    @property
-    def entities(self) -> frozenset[str]: ...
-    @property
-    def numbers(self) -> frozenset[str]: ...
-    @property
-    def quotes(self) -> frozenset[str]: ...
-
-
-class TextFeatures:
-    """The story features of a text, each found when first read, so that a comparison
-    that ends early finds only what it read: :func:`compare_if_possible` reads the
-    content words, two thirds of the cost, last. ``names`` and ``figures``: the text's
+    """What a rewrite keeps of a text, each found when first read, so that a comparison
+    that ends early finds only what it read (:func:`compare_if_possible` reads the
+    content words, two thirds of the cost, last). ``names`` and ``figures``: the text's
     entities and numbers when they are known already (stored with the article)."""
 
     def __init__(self, text: str, *, names: frozenset[str] | None = None,
@@ -107,18 +82,22 @@ class TextFeatures:
 
     @cached_property
     def content(self) -> frozenset[str]:
+        """Content-word stems."""
         return content_words(self.text)
 
     @cached_property
     def entities(self) -> frozenset[str]:
+        """Lower-cased capitalised names (single words)."""
         return frozenset(entities(self.text))
 
     @cached_property
     def numbers(self) -> frozenset[str]:
+        """Figures, normalized ("2.4", "12", "19")."""
         return numbers(self.text)
 
     @cached_property
     def quotes(self) -> frozenset[str]:
+        """Word 3-shingles of the quoted passages."""
         return quote_shingles(self.text)
 
 
@@ -251,16 +230,6 @@ def quote_shingles(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def features(text: str) -> StoryFeatures:
-    """The story features of a clean article text."""
-    return StoryFeatures(
-        content=content_words(text),
-        entities=frozenset(entities(text)),
-        numbers=numbers(text),
-        quotes=quote_shingles(text),
-    )
-
-
 def index_terms(text: str, limit: int = 16) -> list[str]:
     """The terms an article is posted under in the story index: its most frequent
     entities, then its longer figures, at most ``limit``. A rewrite keeps most of
@@ -284,7 +253,7 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def _ruled_out(a: Features, b: Features, hours: float, t: StoryThresholds) -> bool:
+def _ruled_out(a: StoryFeatures, b: StoryFeatures, hours: float, t: StoryThresholds) -> bool:
     """Whether the signals other than content words already say "not one story"; the
     quotes are read only when the figures are not enough."""
     return (
@@ -301,8 +270,8 @@ def _hours(published_a: datetime, published_b: datetime) -> float:
 
 
 def compare(
-    a: Features,
-    b: Features,
+    a: StoryFeatures,
+    b: StoryFeatures,
     published_a: datetime,
     published_b: datetime,
     thresholds: StoryThresholds = StoryThresholds(),
@@ -325,16 +294,16 @@ def compare(
 
 
 def compare_if_possible(
-    a: Features,
-    b: Features,
+    a: StoryFeatures,
+    b: StoryFeatures,
     published_a: datetime,
     published_b: datetime,
     thresholds: StoryThresholds = StoryThresholds(),
 ) -> StoryMatch | None:
     """:func:`compare`, or None where that can't be ``same``: when the publication
     times, entities, figures and quotes already rule a story out, no content words
-    are read (of :class:`TextFeatures`, not found). Most candidates of a busy site
-    share a few common names and no more."""
+    are read (nor found). Most candidates of a busy site share a few common names and
+    no more."""
     if _ruled_out(a, b, _hours(published_a, published_b), thresholds):
         return None
     return compare(a, b, published_a, published_b, thresholds)

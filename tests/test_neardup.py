@@ -159,17 +159,17 @@ def test_numbers_and_index_terms() -> None:
 
 
 def test_rewrite_scores_as_one_story_and_shape_4_does_not() -> None:
-    original = stories.features(page("mt-leaders-agree"))
-    rewrite = stories.compare(original, stories.features(page("rw-summit-rewrite")), T0,
+    original = stories.StoryFeatures(page("mt-leaders-agree"))
+    rewrite = stories.compare(original, stories.StoryFeatures(page("rw-summit-rewrite")), T0,
                               T0 + timedelta(hours=5))
-    related = stories.compare(original, stories.features(page("mt-macron-reengagement")), T0,
+    related = stories.compare(original, stories.StoryFeatures(page("mt-macron-reengagement")), T0,
                               T0)  # even on the same day
-    sanctions = stories.compare(original, stories.features(page("mt-sanctions-review")), T0,
+    sanctions = stories.compare(original, stories.StoryFeatures(page("mt-sanctions-review")), T0,
                                 T0 + timedelta(hours=20))
     assert rewrite.same and rewrite.shared_numbers >= 4 and rewrite.content > 0.5
     assert not related.same and related.score < rewrite.score - 0.2
     assert not sanctions.same
-    late = stories.compare(original, stories.features(page("rw-summit-rewrite")), T0,
+    late = stories.compare(original, stories.StoryFeatures(page("rw-summit-rewrite")), T0,
                            T0 + timedelta(days=4))
     assert not late.same and late.score == rewrite.score
 
@@ -220,7 +220,7 @@ PARAGRAPHS = [p for name in FIXTURES for p in page(name).splitlines() if p]
        st.lists(st.sampled_from(PARAGRAPHS), min_size=1, max_size=6),
        st.floats(min_value=0, max_value=200))
 def test_story_comparison_is_symmetric(a: list[str], b: list[str], hours: float) -> None:
-    fa, fb = stories.features("\n".join(a)), stories.features("\n".join(b))
+    fa, fb = stories.StoryFeatures("\n".join(a)), stories.StoryFeatures("\n".join(b))
     later = T0 + timedelta(hours=hours)
     assert stories.compare(fa, fb, T0, later) == stories.compare(fb, fa, later, T0)
 
@@ -232,23 +232,23 @@ def test_story_comparison_is_symmetric(a: list[str], b: list[str], hours: float)
 def test_comparing_if_possible_skips_only_what_cannot_be_one_story(
     a: list[str], b: list[str], hours: float,
 ) -> None:
-    fa, text = stories.features("\n".join(a)), "\n".join(b)
+    fa, text = stories.StoryFeatures("\n".join(a)), "\n".join(b)
     later = T0 + timedelta(hours=hours)
-    full = stories.compare(fa, stories.features(text), T0, later)
-    staged = stories.compare_if_possible(stories.TextFeatures("\n".join(a)),
-                                         stories.TextFeatures(text), T0, later)
+    full = stories.compare(fa, stories.StoryFeatures(text), T0, later)
+    staged = stories.compare_if_possible(stories.StoryFeatures("\n".join(a)),
+                                         stories.StoryFeatures(text), T0, later)
     assert staged == full if staged else not full.same
-    known = stories.TextFeatures(text, names=frozenset(stories.entities(text)),
-                                 figures=stories.numbers(text))
+    known = stories.StoryFeatures(text, names=frozenset(stories.entities(text)),
+                                  figures=stories.numbers(text))
     assert stories.compare_if_possible(fa, known, T0, later) == staged
 
 
 def test_comparing_if_possible_finds_the_rewrite_and_reads_no_content_words_of_another() -> None:
-    original = stories.TextFeatures(page("mt-leaders-agree"))
-    rewrite = stories.compare_if_possible(original, stories.TextFeatures(
+    original = stories.StoryFeatures(page("mt-leaders-agree"))
+    rewrite = stories.compare_if_possible(original, stories.StoryFeatures(
         page("rw-summit-rewrite")), T0, T0 + timedelta(hours=5))
     assert rewrite is not None and rewrite.same
-    original, other = (stories.TextFeatures(page(n))
+    original, other = (stories.StoryFeatures(page(n))
                        for n in ("mt-leaders-agree", "mt-ruble-steadies"))
     assert stories.compare_if_possible(original, other, T0, T0) is None
     assert "content" not in vars(other) and "content" not in vars(original)  # never found
