@@ -180,9 +180,7 @@ def decide(
             continue
         shared, theirs = shingles_of.overlap(article.shingles, candidate.text)
         ours = len(article.shingles)
-        # neardup.jaccard and neardup.containment, from the one count.
-        similarity = shared / (ours + theirs - shared) if ours and theirs else 0.0
-        contained = shared / min(ours, theirs) if ours and theirs else 0.0
+        similarity, contained = neardup.overlap_scores(shared, ours, theirs)
         same = similarity >= neardup_threshold or (
             contained >= containment_threshold and min(ours, theirs) >= MIN_CONTAINED_SHINGLES)
         if same and (similarity, contained) > best_near[:2]:
@@ -201,7 +199,7 @@ def decide(
         if abs((when - article.published).total_seconds()) > window * 3600:
             continue  # cheap check first: too far apart in time to be one story
         story = stories.StoryFeatures(candidate.text, names=candidate.names,
-                                     figures=candidate.figures)
+                                      figures=candidate.figures)
         match = stories.compare_if_possible(article.features, story, article.published,
                                             when, thresholds)
         if match and match.same and match.score > best[0]:

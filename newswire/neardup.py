@@ -64,19 +64,22 @@ def shingles(text: str, k: int = SHINGLE_WORDS) -> frozenset[int]:
     return frozenset(map(xxhash.xxh3_64_intdigest, map(b" ".join, windows)))
 
 
+def overlap_scores(shared: int, a: int, b: int) -> tuple[float, float]:
+    """(Jaccard, containment) of two sets of ``a`` and ``b`` members that share
+    ``shared``; (0, 0) when one is empty."""
+    if not a or not b:
+        return 0.0, 0.0
+    return shared / (a + b - shared), shared / min(a, b)
+
+
 def jaccard(a: frozenset[Any] | set[Any], b: frozenset[Any] | set[Any]) -> float:
     """|a ∩ b| / |a ∪ b| (0 for two empty sets)."""
-    if not a or not b:
-        return 0.0
-    inter = len(a & b)
-    return inter / (len(a) + len(b) - inter)
+    return overlap_scores(len(a & b), len(a), len(b))[0]
 
 
 def containment(a: frozenset[Any] | set[Any], b: frozenset[Any] | set[Any]) -> float:
     """|a ∩ b| / min(|a|, |b|): how much of the shorter text the longer one contains."""
-    if not a or not b:
-        return 0.0
-    return len(a & b) / min(len(a), len(b))
+    return overlap_scores(len(a & b), len(a), len(b))[1]
 
 
 def signature(hashes: Iterable[int]) -> tuple[int, ...]:
