@@ -63,7 +63,7 @@ def one_pass(urls: list[str], runtime: Runtime, client: redis.Redis) -> Stages:
     client.flushall()
     # A fresh worker's: the shingle sets kept from the pass before would spare this
     # one's verifications work that a worker meeting these pages once has to do.
-    dedup.shingles_of = dedup.RecentShingles(1024)
+    dedup.shingles_of = dedup.RecentShingles(dedup.RECENT_TEXTS)
     stages = Stages()
     with httpx.Client() as http:
         bodies = stages.run("floor: GET", urls, lambda u: http.get(u).text)

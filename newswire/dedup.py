@@ -80,8 +80,9 @@ class RecentShingles:
         return found
 
 
-#: This process's: about 4.5 MB at most.
-shingles_of = RecentShingles(1024)
+#: Texts whose shingle sets a process keeps: about 4.5 MB at most.
+RECENT_TEXTS = 1024
+shingles_of = RecentShingles(RECENT_TEXTS)
 
 
 @dataclass(frozen=True)
