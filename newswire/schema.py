@@ -119,6 +119,13 @@ def job_id(canonical_url: str) -> str:
 #: another worker indexed between the two calls a third. Exact keys are
 #: decided here. Two copies committed at once are thus announced once.
 #:
+#: The next call does not read the buckets and postings again: only commits change
+#: them (each one adds its own id, and one stream entry), so it looks at the articles
+#: committed since the stream id the reading was made at (ARGV 23), up to 16 of them,
+#: and reads everything again only if one of them is an unseen candidate, or there were
+#: more. Reading is most of the script's work (an
+#: article of a busy site meets 280 members in its 31 zsets).
+#:
 #: KEYS: 1 article hash, 2 url index of the entry link, 3 url index of the page's
 #:       own canonical URL (may equal 2), 4 fingerprint index, 5 recent zset, 6 stream,
 #:       7 stats hash, 8 expiry zset, 9 the site's learned-blocks hash,
@@ -133,12 +140,14 @@ def job_id(canonical_url: str) -> str:
 #:       similarity, 18 proposed same-story article id, 19 its score, 20 the evidence
 #:       of the match, 21 pages that make a block learned boilerplate (``0``: don't
 #:       check), 22 the page's block ids the worker took as learned (space-separated),
-#:       23.. field, value pairs of the article
+#:       23 the stream id its candidates were read at ('' on a first call),
+#:       24.. field, value pairs of the article
 #: Returns {type, id, story, duplicate_of, method, stream_id, similarity}; type
 #: "exists" when the entry's URL was stored before (a retried job): then nothing at all
 #: is written; "retry" when the worker has candidates to verify (or a proposed match
-#: expired): nothing is written either, and two more elements follow: the band members
-#: with the bands each shares, and the posting members with the terms each shares (flat);
+#: expired): nothing is written either, and three more elements follow: the band members
+#: with the bands each shares, the posting members with the terms each shares (flat),
+#: and the stream id they were read at, for ARGV 23 of the next call;
 #: "learned" when the worker took other blocks of the page as the site's boilerplate than
 #: its counts make so (ARGV 21, 22): nothing is written, and one more element follows,
 #: the page's blocks that are. The worker cleans the text again and calls again.
@@ -188,6 +197,7 @@ end
 if not dup and ARGV[14] == '1' then
   local seen = {}
   for member in string.gmatch(ARGV[12], '%S+') do seen[member] = true end
+  local need = tonumber(ARGV[13])
   -- Members of zsets first .. last sharing at least need of them, flat with the count;
   -- and whether the worker has not seen one of them. Only live members are read, and
   -- without their scores: Redis formats every score it sends as a string, which cost
@@ -213,15 +223,61 @@ if not dup and ARGV[14] == '1' then
     end
     return flat, unseen
   end
-  local near, near_unseen = candidates(10, 9 + nb, 1)
-  local story, story_unseen = candidates(10 + nb, 9 + nb + nt, tonumber(ARGV[13]))
-  local retry = {'retry', id, '', '', '', '', '', near, story}
-  if near_unseen or story_unseen then return retry end
+  local function read()
+    local near, near_unseen = candidates(10, 9 + nb, 1)
+    local story, story_unseen = candidates(10 + nb, 9 + nb + nt, need)
+    return near, story, near_unseen or story_unseen
+  end
+  -- The reply that hands candidates back, with the stream id they were read at: the
+  -- newest entry's (the script runs alone).
+  local function retry(near, story)
+    local last = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+    return {'retry', id, '', '', '', '', '', near, story, last[1] and last[1][1] or '0-0'}
+  end
+  -- Whether an article committed since the stream id ``since`` is a candidate the worker
+  -- has not seen (or may be: more of them than are looked at, or a stream that no longer
+  -- holds them).
+  local MAX_SINCE = 16
+  local function new_candidate(since)
+    -- The stream's approximate trimming keeps its newest maxlen entries, at least.
+    if tonumber(ARGV[4]) <= MAX_SINCE then return true end
+    local after = redis.call('XRANGE', KEYS[6], '(' .. since, '+', 'COUNT', MAX_SINCE + 1)
+    if #after > MAX_SINCE then return true end
+    local others = {}
+    for _, entry in ipairs(after) do
+      local fields, other = entry[2], nil
+      for f = 1, #fields, 2 do
+        if fields[f] == 'id' then other = fields[f + 1]; break end
+      end
+      if not other then return true end
+      if other ~= id and not seen[other] then others[#others + 1] = other end
+    end
+    if #others == 0 then return false end
+    local shared = {}
+    for i = 10, 9 + nb + nt do
+      local scores = redis.call('ZMSCORE', KEYS[i], unpack(others))
+      for j = 1, #others do
+        if scores[j] and tonumber(scores[j]) >= now then
+          if i <= 9 + nb then return true end  -- a band: one is enough
+          shared[j] = (shared[j] or 0) + 1
+          if shared[j] >= need then return true end
+        end
+      end
+    end
+    return false
+  end
+  local near, story
+  if ARGV[23] == '' or new_candidate(ARGV[23]) then
+    local unseen
+    near, story, unseen = read()
+    if unseen then return retry(near, story) end
+  end
   local proposed, how, value = ARGV[16], 'minhash', ARGV[17]
   if proposed == '' then proposed, how, value = ARGV[18], 'story', ARGV[19] end
   if proposed ~= '' then
     if redis.call('EXISTS', ARGV[7] .. proposed) == 0 then
-      return retry  -- it expired meanwhile
+      if not near then near, story = read() end
+      return retry(near, story)  -- it expired meanwhile
     end
     dup, method, similarity, evidence = proposed, how, value, ARGV[20]
   end
@@ -234,9 +290,9 @@ else
   method, similarity, evidence = '', '', ''
 end
 local record = {}
-for i = 23, #ARGV, 2 do record[ARGV[i]] = ARGV[i + 1] end
+for i = 24, #ARGV, 2 do record[ARGV[i]] = ARGV[i + 1] end
 redis.call('HSET', KEYS[1], 'story', story, 'duplicate_of', duplicate_of, 'method', method,
-           'similarity', similarity, 'evidence', evidence, unpack(ARGV, 23))
+           'similarity', similarity, 'evidence', evidence, unpack(ARGV, 24))
 redis.call('EXPIRE', KEYS[1], ttl_s)
 redis.call('SET', KEYS[2], id, 'EX', ttl_s)
 if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl_s) end

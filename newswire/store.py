@@ -169,7 +169,7 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for record in records:
             article = probe(record.id, record.text, parse_iso(record.published) or now)
-            self._run_commit(record, article, now, set(), Decision(), check=False, client=pipe)
+            self._run_commit(record, article, now, set(), Decision(), "", check=False, client=pipe)
         return [_result(raw) for raw in pipe.execute()]
 
     def verify(
@@ -207,18 +207,21 @@ class Store:
 
     def _run_commit(
         self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
-        decision: Decision, *, check: bool, check_learned: bool = False, client: Any = None,
+        decision: Decision, read_at: str, *, check: bool, check_learned: bool = False,
+        client: Any = None,
     ) -> Any:
         """The commit script's reply (or, given a pipeline, the pipeline)."""
-        keys, args = self._commit_call(record, article, now, seen, decision, check=check,
-                                       check_learned=check_learned)
+        keys, args = self._commit_call(record, article, now, seen, decision, read_at,
+                                       check=check, check_learned=check_learned)
         return self._commit(keys=keys, args=args, client=client)
 
     def _commit_call(
         self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
-        decision: Decision, *, check: bool, check_learned: bool,
+        decision: Decision, read_at: str, *, check: bool, check_learned: bool,
     ) -> tuple[list[str], list[Any]]:
-        """The commit script's keys and arguments (see ``COMMIT_ARTICLE``)."""
+        """The commit script's keys and arguments (see ``COMMIT_ARTICLE``): ``seen``,
+        ``decision`` and ``read_at`` answer the candidates of a ``retry`` reply (empty on a
+        first call)."""
         flat: list[str] = []
         for name, value in record.fields().items():
             flat += [name, value]
@@ -263,6 +266,7 @@ class Store:
                 decision.evidence,
                 self.settings.boilerplate_min_pages if check_learned else 0,
                 " ".join(record.learned_blocks),
+                read_at,
                 *flat,
             ],
         )
@@ -467,7 +471,7 @@ class Commit:
         self.published = parse_iso(record.published) or now
         self._article: Probe | None = None
         self._sent: Any = None  # the connection whose reply is the call's in flight
-        self._in_flight: tuple[set[str], Decision] = (set(), Decision())
+        self._in_flight: tuple[set[str], Decision, str] = (set(), Decision(), "")
         self._steps: Generator[None, None, CommitResult] | None = None
         self._ended: CommitResult | Exception | None = None
 
@@ -481,21 +485,22 @@ class Commit:
         """Make the article's probe now (the first call needs it)."""
         _ = self.article
 
-    def _call(self, seen: set[str], decision: Decision) -> Any:
+    def _call(self, seen: set[str], decision: Decision, read_at: str) -> Any:
         return self.store._run_commit(self.record, self.article, self.now, seen, decision,
-                                      check=True, check_learned=self.rebuild is not None)
+                                      read_at, check=True,
+                                      check_learned=self.rebuild is not None)
 
     def send(self) -> None:
         """Put the script's first call on the wire; its reply waits for :meth:`advance`
         or :meth:`result`."""
-        self._send(set(), Decision())
+        self._send(set(), Decision(), "")
 
-    def _send(self, seen: set[str], decision: Decision) -> None:
+    def _send(self, seen: set[str], decision: Decision, read_at: str) -> None:
         """Put a call on the wire. A connection that fails here leaves the call to
         :meth:`_reply`, with the client's retries."""
-        self._in_flight = (seen, decision)
+        self._in_flight = (seen, decision, read_at)
         keys, args = self.store._commit_call(
-            self.record, self.article, self.now, seen, decision, check=True,
+            self.record, self.article, self.now, seen, decision, read_at, check=True,
             check_learned=self.rebuild is not None)
         pool = self.store.redis.connection_pool
         try:
@@ -552,7 +557,7 @@ class Commit:
         raw = self._reply()
         for proposals in range(COMMIT_ATTEMPTS + 1):  # the first call has nothing to propose
             if raw is None:  # the record made again: its own first call
-                raw = self._call(set(), Decision())
+                raw = self._call(set(), Decision(), "")
             kind = decoded(raw[0])
             if kind == "learned" and self.rebuild is not None:
                 self.store._remember_learned(self.record.site, self.record.blocks, raw[7])
@@ -562,7 +567,7 @@ class Commit:
             if kind != "retry":
                 return _result(raw)
             if proposals < COMMIT_ATTEMPTS:
-                self._send(*self.store.verify(self.article, raw[7], raw[8]))
+                self._send(*self.store.verify(self.article, raw[7], raw[8]), decoded(raw[9]))
                 yield
                 raw = self._reply()
         raise StoreError(

@@ -19,7 +19,7 @@ import redis
 
 from newswire import stories
 from newswire.cli import build_parser
-from newswire.dedup import Decision, probe
+from newswire.dedup import MIN_SHARED_TERMS, Decision, probe
 from newswire.errors import ConfigError, StoreError
 from newswire.fingerprint import fingerprint
 from newswire.model import ArticleRecord, CommitResult, iso
@@ -277,7 +277,7 @@ def test_candidates_the_worker_has_not_seen_are_returned_not_skipped(store, clie
     copy = record("https://tj.example/leaders", EDITED)
     article = probe(copy.id, copy.text, NOW)
     first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
-    raced = store._run_commit(copy, article, NOW, set(), Decision(), check=True)
+    raced = store._run_commit(copy, article, NOW, set(), Decision(), "", check=True)
     assert raced[0] == b"retry" and first.id.encode() in raced[7]
     assert not client.exists(f"news:article:{copy.id}")
     seen, decision = store.verify(article, raced[7], raced[8])
@@ -312,6 +312,91 @@ def test_a_match_indexed_between_the_two_calls_is_verified_too(
     copy = store.commit(record("https://tj.example/leaders", EDITED), NOW)
     assert len(calls) == 2  # the racer's edit came back with a second retry
     assert copy.type == "duplicate" and copy.method == "minhash" and copy.story == first.id
+
+
+def zsets_read(client: redis.Redis) -> int:
+    """How many bucket and posting reads Redis has run so far (and one sweep of the
+    expired ids each commit that writes)."""
+    return int(client.info("commandstats").get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+def committing_meanwhile(store: Store, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+                         records: list[ArticleRecord]) -> list[int]:
+    """Make another worker commit ``records`` while ``store`` verifies its candidates the
+    first time. Returned: for each verification, the reads Redis had run at its end."""
+    other = Store(redis.Redis.from_url(redis_url), store.settings)
+    verify, calls = store.verify, []
+
+    def verify_while_another_commits(*args):  # type: ignore[no-untyped-def]
+        found = verify(*args)
+        if not calls:
+            for r in records:
+                other.commit(r, NOW)
+        calls.append(zsets_read(other.redis))
+        return found
+
+    monkeypatch.setattr(store, "verify", verify_while_another_commits)
+    return calls
+
+
+def unrelated(n: int) -> ArticleRecord:
+    return record(f"https://isle{n}.example/ferry", (
+        f"Island number {n} keeps its ferry timetable for winter {1900 + n}.\n"
+        f"Crossings leave every {n + 2} hours from pier {n}, the harbour office said."))
+
+
+def test_the_next_call_reads_the_index_again_only_when_something_new_may_be_in_it(
+    store, client, redis_url, monkeypatch
+) -> None:
+    # Whether nothing was committed between the two calls or only articles that are no
+    # candidates: the second call reads no bucket or posting.
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    for meanwhile, text in (([], EDITED), ([unrelated(1), unrelated(2)], REWRITE)):
+        calls = committing_meanwhile(store, redis_url, monkeypatch, meanwhile)
+        assert store.commit(record(f"https://{len(meanwhile)}.example/a", text), NOW).story \
+            == first.id
+        assert len(calls) == 1
+        assert zsets_read(client) - calls[0] == 1  # only the sweep of expired ids
+
+
+def test_a_story_candidate_committed_between_the_two_calls_is_verified_too(
+    store, redis_url, monkeypatch
+) -> None:
+    # The rewrite shares no band with the edit, only names and figures: it is found
+    # among the commits since the reading by its postings alone.
+    first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    edited = record("https://tj.example/leaders", EDITED)
+    rewrite = record("https://rw.example/summit", REWRITE)
+    mine, theirs = probe(edited.id, EDITED, NOW), probe(rewrite.id, REWRITE, NOW)
+    assert not set(mine.bands) & set(theirs.bands)
+    assert len(set(mine.terms) & set(theirs.terms)) >= MIN_SHARED_TERMS
+    calls = committing_meanwhile(store, redis_url, monkeypatch, [unrelated(1), rewrite])
+    assert store.commit(edited, NOW).duplicate_of == first.id
+    assert len(calls) == 2  # the rewrite came back with a second retry
+
+
+def test_more_commits_between_the_calls_than_are_looked_at_read_everything_again(
+    store, redis_url, monkeypatch
+) -> None:
+    # 17 commits meanwhile, the candidate last: more than the script looks at one by one.
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    racer = record("https://agg.example/leaders", f"{ORIGINAL}\nReported by the agency desk.")
+    calls = committing_meanwhile(store, redis_url, monkeypatch,
+                                 [unrelated(n) for n in range(17)] + [racer])
+    assert store.commit(record("https://tj.example/leaders", EDITED), NOW).type == "duplicate"
+    assert len(calls) == 2
+
+
+def test_a_stream_capped_too_short_to_hold_the_commits_since_reads_everything_again(
+    client, redis_url, monkeypatch
+) -> None:
+    store = Store(client, Settings(redis_url=redis_url).with_(stream_maxlen=16))
+    store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
+    calls = committing_meanwhile(store, redis_url, monkeypatch, [])
+    edited = record("https://tj.example/leaders", EDITED)
+    article = probe(edited.id, edited.text, NOW)
+    assert store.commit(edited, NOW).type == "duplicate"
+    assert zsets_read(client) - calls[0] == len(article.bands) + len(article.terms) + 1
 
 
 def counting_verify(store: Store, monkeypatch: pytest.MonkeyPatch, fail: bool = False) -> list[int]:
