@@ -185,7 +185,6 @@ if min_pages > 0 and ARGV[8] ~= '' then
   if differs then return {'learned', id, '', '', '', '', '', learned} end
 end
 local dup, method, similarity, evidence = false, '', '', ''
-local bucket = {}  -- index of a band/term zset read below: how many live members it has
 if KEYS[3] ~= KEYS[2] then
   dup = redis.call('GET', KEYS[3])
   if dup then method = 'canonical_url' end
@@ -213,7 +212,6 @@ if not dup and ARGV[14] == '1' then
           counts[member] = counts[member] + 1
         end
       end
-      bucket[i] = #live
     end
     for _, member in ipairs(order) do
       if counts[member] >= need then
@@ -297,19 +295,14 @@ redis.call('EXPIRE', KEYS[1], ttl_s)
 redis.call('SET', KEYS[2], id, 'EX', ttl_s)
 if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl_s) end
 redis.call('SET', KEYS[4], id, 'NX', 'EX', ttl_s)
--- Index entries carry their own expiry as score, so a bucket that lives on (touched
--- by newer articles) drops the members whose article is gone; each is capped. Its
--- size tells whether it has any such members, against the live ones read above.
-local cap = tonumber(ARGV[15])
+-- Index entries carry their own expiry as score (the reading above skips the expired
+-- ones), and each bucket keeps its newest members up to its cap: a full one drops the
+-- lowest scores first, so the expired members go before any live one.
+local over_cap = tostring(-tonumber(ARGV[15]) - 1)
 local function post(i)
-  local key, live = KEYS[i], bucket[i]
-  local added = redis.call('ZADD', key, expires, id)
-  local size = redis.call('ZCARD', key)
-  if not live or size > live + added then
-    size = size - redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now)
-  end
-  if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
-  redis.call('EXPIRE', key, ttl_s)
+  redis.call('ZADD', KEYS[i], expires, id)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, over_cap)
+  redis.call('EXPIRE', KEYS[i], ttl_s)
 end
 -- An exact copy adds nothing to either index; a same-article copy nothing to the story one.
 if method ~= 'fingerprint' and method ~= 'canonical_url' then
