@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker_throughput import FLOOR, Bench, timed  # noqa: E402
+from worker_throughput import FLOOR, Bench, byte_compiled, timed  # noqa: E402
 
 #: Run in a checkout: its bench's enqueue, with its own settings from the environment.
 ENQUEUE = """
@@ -47,6 +47,7 @@ def main() -> int:
         for needed in ("worker/__main__.py", "bench/worker_throughput.py"):
             if not (checkout / needed).exists():
                 parser.error(f"{checkout}: no newswire tree there ({needed})")
+        byte_compiled(checkout)
 
     bench = Bench.start(args.pages)
     client, urls = bench.client, bench.urls
