@@ -33,7 +33,9 @@ Redis, the site and the bench process itself used meanwhile (all on the same cor
 the running workers also how busy the cores were in all), the ratio of one worker
 to the floor (1.0 = no overhead at all) and the scaling of two workers over one;
 both also without start-up, from the same processes timed with nothing to do; and
-the scaling of two running workers over one.
+the scaling of two running workers over one. Each ratio is the median of the ratios of
+the rounds, whose runs follow one another within seconds: the development machine's
+speed drifts by half over minutes, and a ratio of medians would mix its phases.
 
 Newswire's packages are byte-compiled first (:func:`byte_compiled`), as an installed
 package's are, like the floor's libraries.
@@ -409,6 +411,10 @@ class Bench:
         self.site.terminate()
 
 
+def _kind(run: str) -> str:
+    return "worker" if "worker" in run else "floor"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=300)
@@ -446,8 +452,9 @@ def main() -> int:
             return 0
         floor = [sys.executable, "-c", FLOOR, settings.redis_url]
         half = len(urls) // 2
-        runs = {"floor": [floor + urls],
-                "2 floors": [floor + urls[:half], floor + urls[half:]],
+        # In each round, each pair that a ratio compares runs one after the other.
+        runs = {"2 floors": [floor + urls[:half], floor + urls[half:]],
+                "floor": [floor + urls],
                 "1 worker": [worker], "2 workers": [worker, worker]}
         walls: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
@@ -478,8 +485,6 @@ def main() -> int:
                 runs_.append(running(bench, workers, warm_up))
         wall = {name: statistics.median(times) for name, times in walls.items()}
         idle = {name: statistics.median(times) for name, times in startup.items()}
-        work = {name: wall[name] - idle["worker" if "worker" in name else "floor"]
-                for name in wall}
         print(f"{len(urls)} pages, {args.repeat} runs each, medians of wall time per whole "
               f"process (start-up included), {os.cpu_count()} cores")
         for name, times in walls.items():
@@ -489,13 +494,22 @@ def main() -> int:
             print(f"  {'':10} {median_shared(beside[name]).per_article(len(urls))} ms CPU/article")
         print(f"  start-up and exit with nothing to do: floor {idle['floor']:.2f} s, "
               f"worker {idle['worker']:.2f} s")
-        print(f"one worker / floor: {wall['floor'] / wall['1 worker']:.2f}  (target >= 0.9; "
-              f"{work['floor'] / work['1 worker']:.2f} without start-up)")
-        print(f"two workers / one:  {wall['1 worker'] / wall['2 workers']:.2f}  (target >= 1.8; "
-              f"{work['1 worker'] / work['2 workers']:.2f} without start-up)")
-        print(f"two floors / one (this machine's own ceiling for the line above): "
-              f"{wall['floor'] / wall['2 floors']:.2f}  "
-              f"({work['floor'] / work['2 floors']:.2f} without start-up)")
+        print("ratios: the median of each round's, whose runs were seconds apart (the "
+              "machine's speed drifts over minutes); without start-up, each run less its "
+              "round's process with nothing to do")
+
+        def ratio(label: str, a: str, b: str, target: str) -> None:
+            both = [(walls[a][i], walls[b][i], startup[_kind(a)][i], startup[_kind(b)][i])
+                    for i in range(args.repeat)]
+            rounds_ = [x / y for x, y, _, _ in both]
+            bare = statistics.median((x - sa) / (y - sb) for x, y, sa, sb in both)
+            print(f"{label} {statistics.median(rounds_):.2f}  ({target}{bare:.2f} without "
+                  f"start-up; rounds: {', '.join(f'{r:.2f}' for r in rounds_)})")
+
+        ratio("one worker / floor:", "floor", "1 worker", "target >= 0.9; ")
+        ratio("two workers / one: ", "1 worker", "2 workers", "target >= 1.8; ")
+        ratio("two floors / one (this machine's own ceiling for the line above):", "floor",
+              "2 floors", "")
         print(f"running workers (started, registered and warmed up on {len(warm_up)} pages "
               "first), from the scheduler's enqueueing to the last article stored, medians:")
         took = {n: statistics.median(t for t, _, _ in runs_) for n, runs_ in served.items()}
@@ -511,7 +525,9 @@ def main() -> int:
                   f"  (runs: {', '.join(f'{t:.2f}' for t, _, _ in runs_)})")
             print(f"  {'':9} {shared.per_article(len(urls))} ms CPU/article; "
                   f"the {cores} cores {100 * busy:.0f}% busy")
-        print(f"two running workers / one: {took[1] / took[2]:.2f}  (target >= 1.8)")
+        scaling = [one[0] / two[0] for one, two in zip(served[1], served[2], strict=True)]
+        print(f"two running workers / one: {statistics.median(scaling):.2f}  (target >= 1.8; "
+              f"rounds: {', '.join(f'{r:.2f}' for r in scaling)})")
     finally:
         bench.stop()
     return 0
