@@ -9,7 +9,8 @@ CHECKOUT (a directory holding a newswire tree, e.g. from ``git worktree add
 /tmp/before REV``; it runs with this venv's packages) on the same loopback site and
 Redis, flushed before each and enqueued by that checkout's own scheduler code (its
 batch sizes and default ``NEWSWIRE_JOB_BATCH``), and prints the medians of wall time
-and CPU per article of each, and the floor / worker ratio of each.
+and CPU per article of each, and the floor / worker ratio of each: the median of the
+rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def main() -> int:
     wall = {name: statistics.median(w for w, _ in runs) for name, runs in figures.items()}
     for name, runs in figures.items():
         cpu = statistics.median(c for _, c in runs)
-        ratio = f"  floor / worker {wall['floor'] / wall[name]:.2f}" if name != "floor" else ""
+        # As bench/worker_throughput.py: the median of each round's ratio.
+        rounds = [f / w for (f, _), (w, _) in zip(figures["floor"], runs, strict=True)]
+        ratio = f"  floor / worker {statistics.median(rounds):.2f}" if name != "floor" else ""
         print(f"  {name:24} {wall[name]:6.2f} s  {1000 * cpu / len(urls):5.2f} ms CPU/article"
               f"{ratio}  (runs: {', '.join(f'{w:.2f}' for w, _ in runs)})")
     return 0
