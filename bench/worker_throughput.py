@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_throughput.py [--pages 300] [--repeat 3]
     .venv/bin/python bench/worker_throughput.py --memory 10000
+    .venv/bin/python bench/worker_throughput.py --instructions
 
 A loopback site (its own process: asyncio, keep-alive, responses prebuilt, so it
 takes little of the cores the workers need) serves ``--pages`` article pages
@@ -40,6 +41,10 @@ speed drifts by half over minutes, and a ratio of medians would mix its phases.
 Newswire's packages are byte-compiled first (:func:`byte_compiled`), as an installed
 package's are, like the floor's libraries.
 
+``--instructions`` instead counts the instructions the floor and one worker execute,
+each as a whole process and with nothing to do (valgrind's callgrind, so Redis's and
+the site's are not in them): unlike time, the count does not drift with the machine.
+
 ``--memory N`` instead stores N articles with one worker and prints Redis bytes
 per stored article without its text, and the worker's RSS at every tenth of the
 way and at its peak.
@@ -52,6 +57,8 @@ import asyncio
 import multiprocessing as mp
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -411,6 +418,21 @@ class Bench:
         self.site.terminate()
 
 
+def instructions(command: list[str], env: dict[str, str]) -> int:
+    """The instructions ``command`` executes in its own process (its main program and
+    threads; not Redis's, the site's or any child's), counted by valgrind's callgrind:
+    the same on every run, however busy the machine is, and about 40 times as slow."""
+    with tempfile.TemporaryDirectory(prefix="newswire-callgrind-") as folder:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out", *command],
+            env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{' '.join(command)} under callgrind failed:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def _kind(run: str) -> str:
     return "worker" if "worker" in run else "floor"
 
@@ -420,6 +442,8 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", type=int, metavar="N", help="store N articles, measure")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the instructions of the floor and one worker (valgrind)")
     parser.add_argument("--job-batch", type=int, default=Settings().job_batch, metavar="N",
                         help="entries per RQ job (default: %(default)s, as NEWSWIRE_JOB_BATCH)")
     args = parser.parse_args()
@@ -451,6 +475,28 @@ def main() -> int:
             print(f"worker's largest RSS seen over the run: {peak_mib:.0f} MiB")
             return 0
         floor = [sys.executable, "-c", FLOOR, settings.redis_url]
+        if args.instructions:
+            if shutil.which("valgrind") is None:
+                raise SystemExit("--instructions needs valgrind on PATH")
+            counted = {}
+            for name, command, pages in (("floor", floor, urls), ("worker", worker, [])):
+                client.flushall()
+                counted[name, "idle"] = instructions(command, env)
+                client.flushall()
+                if name == "worker":
+                    enqueue(settings, client, urls)
+                counted[name, "pages"] = instructions(command + pages, env)
+            print(f"{len(urls)} pages, instructions executed by each process (callgrind)")
+            work = {}
+            for name in ("floor", "worker"):
+                work[name] = counted[name, "pages"] - counted[name, "idle"]
+                print(f"  {name:6} {counted[name, 'pages'] / 1e9:6.2f} G in all, "
+                      f"{counted[name, 'idle'] / 1e9:5.2f} G with nothing to do, "
+                      f"{work[name] / len(urls) / 1e6:6.2f} M an article")
+            print(f"one worker / floor in instructions: "
+                  f"{counted['floor', 'pages'] / counted['worker', 'pages']:.2f}  "
+                  f"({work['floor'] / work['worker']:.2f} without start-up)")
+            return 0
         half = len(urls) // 2
         # In each round, each pair that a ratio compares runs one after the other.
         runs = {"2 floors": [floor + urls[:half], floor + urls[half:]],
