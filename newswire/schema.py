@@ -123,8 +123,8 @@ def job_id(canonical_url: str) -> str:
 #: them (each one adds its own id, and one stream entry), so it looks at the articles
 #: committed since the stream id the reading was made at (ARGV 23), up to 16 of them,
 #: and reads everything again only if one of them is an unseen candidate, or there were
-#: more. Reading is most of the script's work (an
-#: article of a busy site meets 280 members in its 31 zsets).
+#: more. Reading is the larger part of the script's work: an article of a busy site
+#: meets some 280 members in its 32 zsets.
 #:
 #: KEYS: 1 article hash, 2 url index of the entry link, 3 url index of the page's
 #:       own canonical URL (may equal 2), 4 fingerprint index, 5 recent zset, 6 stream,

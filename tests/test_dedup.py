@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -300,23 +301,43 @@ def test_candidates_the_worker_has_not_seen_are_returned_not_skipped(store, clie
     assert store.commit(copy, NOW).duplicate_of == first.id
 
 
-def racing(store: Store, redis_url: str, monkeypatch: pytest.MonkeyPatch, rounds: int):
-    """Make another worker store a fresh edit of ORIGINAL while ``store`` verifies its
-    candidates, the first ``rounds`` times: what the store sees in its buckets is then
-    always one member short. The calls to verify are counted in the returned list."""
+def zsets_read(client: redis.Redis) -> int:
+    """How many bucket and posting reads Redis has run so far (and one sweep of the
+    expired ids each commit that writes)."""
+    return int(client.info("commandstats").get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+
+def committing_meanwhile(
+    store: Store, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    records: Callable[[int], list[ArticleRecord]],
+) -> list[int]:
+    """Make another worker commit ``records(n)`` while ``store`` verifies its candidates
+    the n-th time. Returned: for each verification, the reads Redis had run at its end."""
     other = Store(redis.Redis.from_url(redis_url), store.settings)
     verify, calls = store.verify, []
 
     def verify_while_another_commits(*args):  # type: ignore[no-untyped-def]
-        calls.append(args)
         found = verify(*args)
-        if len(calls) <= rounds:
-            other.commit(record(f"https://agg{len(calls)}.example/leaders",
-                                f"{ORIGINAL}\nReported by agency desk number {len(calls)}."), NOW)
+        for r in records(len(calls) + 1):
+            other.commit(r, NOW)
+        calls.append(zsets_read(other.redis))
         return found
 
     monkeypatch.setattr(store, "verify", verify_while_another_commits)
     return calls
+
+
+def first_time(*records: ArticleRecord) -> Callable[[int], list[ArticleRecord]]:
+    return lambda n: list(records) if n == 1 else []
+
+
+def racing(store: Store, redis_url: str, monkeypatch: pytest.MonkeyPatch, rounds: int):
+    """Make another worker store a fresh edit of ORIGINAL while ``store`` verifies its
+    candidates, the first ``rounds`` times: what the store sees in its buckets is then
+    always one member short. One element a verification in the returned list."""
+    return committing_meanwhile(store, redis_url, monkeypatch, lambda n: [
+        record(f"https://agg{n}.example/leaders",
+               f"{ORIGINAL}\nReported by agency desk number {n}.")] if n <= rounds else [])
 
 
 def test_a_match_indexed_between_the_two_calls_is_verified_too(
@@ -327,31 +348,6 @@ def test_a_match_indexed_between_the_two_calls_is_verified_too(
     copy = store.commit(record("https://tj.example/leaders", EDITED), NOW)
     assert len(calls) == 2  # the racer's edit came back with a second retry
     assert copy.type == "duplicate" and copy.method == "minhash" and copy.story == first.id
-
-
-def zsets_read(client: redis.Redis) -> int:
-    """How many bucket and posting reads Redis has run so far (and one sweep of the
-    expired ids each commit that writes)."""
-    return int(client.info("commandstats").get("cmdstat_zrangebyscore", {}).get("calls", 0))
-
-
-def committing_meanwhile(store: Store, redis_url: str, monkeypatch: pytest.MonkeyPatch,
-                         records: list[ArticleRecord]) -> list[int]:
-    """Make another worker commit ``records`` while ``store`` verifies its candidates the
-    first time. Returned: for each verification, the reads Redis had run at its end."""
-    other = Store(redis.Redis.from_url(redis_url), store.settings)
-    verify, calls = store.verify, []
-
-    def verify_while_another_commits(*args):  # type: ignore[no-untyped-def]
-        found = verify(*args)
-        if not calls:
-            for r in records:
-                other.commit(r, NOW)
-        calls.append(zsets_read(other.redis))
-        return found
-
-    monkeypatch.setattr(store, "verify", verify_while_another_commits)
-    return calls
 
 
 def unrelated(n: int) -> ArticleRecord:
@@ -367,7 +363,7 @@ def test_the_next_call_reads_the_index_again_only_when_something_new_may_be_in_i
     # candidates: the second call reads no bucket or posting.
     first = store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
     for meanwhile, text in (([], EDITED), ([unrelated(1), unrelated(2)], REWRITE)):
-        calls = committing_meanwhile(store, redis_url, monkeypatch, meanwhile)
+        calls = committing_meanwhile(store, redis_url, monkeypatch, first_time(*meanwhile))
         assert store.commit(record(f"https://{len(meanwhile)}.example/a", text), NOW).story \
             == first.id
         assert len(calls) == 1
@@ -385,7 +381,8 @@ def test_a_story_candidate_committed_between_the_two_calls_is_verified_too(
     mine, theirs = probe(edited.id, EDITED, NOW), probe(rewrite.id, REWRITE, NOW)
     assert not set(mine.bands) & set(theirs.bands)
     assert len(set(mine.terms) & set(theirs.terms)) >= MIN_SHARED_TERMS
-    calls = committing_meanwhile(store, redis_url, monkeypatch, [unrelated(1), rewrite])
+    calls = committing_meanwhile(store, redis_url, monkeypatch,
+                                 first_time(unrelated(1), rewrite))
     assert store.commit(edited, NOW).duplicate_of == first.id
     assert len(calls) == 2  # the rewrite came back with a second retry
 
@@ -397,7 +394,7 @@ def test_more_commits_between_the_calls_than_are_looked_at_read_everything_again
     store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
     racer = record("https://agg.example/leaders", f"{ORIGINAL}\nReported by the agency desk.")
     calls = committing_meanwhile(store, redis_url, monkeypatch,
-                                 [unrelated(n) for n in range(17)] + [racer])
+                                 first_time(*(unrelated(n) for n in range(17)), racer))
     assert store.commit(record("https://tj.example/leaders", EDITED), NOW).type == "duplicate"
     assert len(calls) == 2
 
@@ -407,7 +404,7 @@ def test_a_stream_capped_too_short_to_hold_the_commits_since_reads_everything_ag
 ) -> None:
     store = Store(client, Settings(redis_url=redis_url).with_(stream_maxlen=16))
     store.commit(record("https://mt.example/leaders", ORIGINAL), NOW)
-    calls = committing_meanwhile(store, redis_url, monkeypatch, [])
+    calls = committing_meanwhile(store, redis_url, monkeypatch, first_time())
     edited = record("https://tj.example/leaders", EDITED)
     article = probe(edited.id, edited.text, NOW)
     assert store.commit(edited, NOW).type == "duplicate"
