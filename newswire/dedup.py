@@ -2,11 +2,10 @@
 
 The commit script counts the members of the article's near-duplicate buckets and
 story postings (bounded sorted sets, see :mod:`newswire.schema`) and, when there
-are any, hands them back instead of storing; the store passes the counts to
-:func:`near_candidates` and :func:`story_candidates`, fetches those few
-candidates' text and publication time, and asks :func:`decide`. The script's
-next call stores the proposal, unless something was indexed meanwhile. Levels,
-in order:
+are any, hands them back instead of storing, with the text, publication time, names
+and figures of the best few of each kind; the store asks :func:`decide`. The
+script's next call stores the proposal, unless something was indexed meanwhile.
+Levels, in order:
 
 1. the same article (``minhash``): a candidate whose true word 3-shingle Jaccard with
    the article is at least ``neardup_threshold``, or one that contains (or is contained
@@ -142,23 +141,6 @@ class Decision:
     story_id: str = ""
     story_score: float = 0.0
     evidence: str = ""
-
-
-def near_candidates(bands_shared: Mapping[str, int], limit: int) -> list[str]:
-    """Bucket members, most shared bands first, at most ``limit``."""
-    return [m for m, _ in _ranked(bands_shared)][:limit]
-
-
-def story_candidates(
-    terms_shared: Mapping[str, int], limit: int, min_shared: int = MIN_SHARED_TERMS,
-) -> list[str]:
-    """Posting members sharing at least ``min_shared`` terms, most shared first."""
-    return [m for m, n in _ranked(terms_shared) if n >= min_shared][:limit]
-
-
-def _ranked(counts: Mapping[str, int]) -> list[tuple[str, int]]:
-    """Most shared first; ties by id, so every worker ranks alike."""
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def decide(

@@ -140,14 +140,17 @@ def job_id(canonical_url: str) -> str:
 #:       similarity, 18 proposed same-story article id, 19 its score, 20 the evidence
 #:       of the match, 21 pages that make a block learned boilerplate (``0``: don't
 #:       check), 22 the page's block ids the worker took as learned (space-separated),
-#:       23 the stream id its candidates were read at ('' on a first call),
-#:       24.. field, value pairs of the article
+#:       23 the stream id its candidates were read at ('' on a first call), 24 most
+#:       candidates verified of each kind, 25.. field, value pairs of the article
 #: Returns {type, id, story, duplicate_of, method, stream_id, similarity}; type
 #: "exists" when the entry's URL was stored before (a retried job): then nothing at all
 #: is written; "retry" when the worker has candidates to verify (or a proposed match
-#: expired): nothing is written either, and three more elements follow: the band members
+#: expired): nothing is written either, and six more elements follow: the band members
 #: with the bands each shares, the posting members with the terms each shares (flat),
-#: and the stream id they were read at, for ARGV 23 of the next call;
+#: the stream id they were read at (for ARGV 23 of the next call), the best of the band
+#: members and of the posting members (ARGV 24 of each, most shared first, ties by
+#: id), and for each of those still stored its id, text, published, entities and
+#: figures (flat);
 #: "learned" when the worker took other blocks of the page as the site's boilerplate than
 #: its counts make so (ARGV 21, 22): nothing is written, and one more element follows,
 #: the page's blocks that are. The worker cleans the text again and calls again.
@@ -231,11 +234,39 @@ if not dup and ARGV[14] == '1' then
     local story, story_unseen = candidates(10 + nb, 9 + nb + nt, need)
     return near, story, near_unseen or story_unseen
   end
-  -- The reply that hands candidates back, with the stream id they were read at: the
-  -- newest entry's (the script runs alone).
+  -- The members of a flat member, count list that the worker verifies: most shared
+  -- first, ties by id (hex: byte order in every locale), at most ARGV 24.
+  local limit = tonumber(ARGV[24])
+  local function best(flat)
+    local ranked = {}
+    for k = 1, #flat, 2 do ranked[#ranked + 1] = {flat[k], flat[k + 1]} end
+    table.sort(ranked, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+    local ids = {}
+    for k = 1, math.min(limit, #ranked) do ids[k] = ranked[k][1] end
+    return ids
+  end
+  -- The reply that hands candidates back: with the stream id they were read at (the
+  -- newest entry's: the script runs alone), and the best of them with what the worker
+  -- verifies them by, read here rather than in a round trip of its own.
   local function retry(near, story)
     local last = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
-    return {'retry', id, '', '', '', '', '', near, story, last[1] and last[1][1] or '0-0'}
+    local near_ids, story_ids = best(near), best(story)
+    local fetched, got = {}, {}
+    for _, ids in ipairs({near_ids, story_ids}) do
+      for _, cid in ipairs(ids) do
+        if not got[cid] then
+          got[cid] = true
+          local fields = redis.call('HMGET', ARGV[7] .. cid, 'text', 'published', 'entities',
+                                    'figures')
+          if fields[1] then  -- not expired
+            fetched[#fetched + 1] = cid
+            for f = 1, 4 do fetched[#fetched + 1] = fields[f] end
+          end
+        end
+      end
+    end
+    return {'retry', id, '', '', '', '', '', near, story, last[1] and last[1][1] or '0-0',
+            near_ids, story_ids, fetched}
   end
   -- Whether an article committed since the stream id ``since`` is a candidate the worker
   -- has not seen (or may be: more of them than are looked at, or a stream that no longer
@@ -293,9 +324,9 @@ else
   method, similarity, evidence = '', '', ''
 end
 local record = {}
-for i = 24, #ARGV, 2 do record[ARGV[i]] = ARGV[i + 1] end
+for i = 25, #ARGV, 2 do record[ARGV[i]] = ARGV[i + 1] end
 redis.call('HSET', KEYS[1], 'story', story, 'duplicate_of', duplicate_of, 'method', method,
-           'similarity', similarity, 'evidence', evidence, unpack(ARGV, 24))
+           'similarity', similarity, 'evidence', evidence, unpack(ARGV, 25))
 redis.call('EXPIRE', KEYS[1], ttl_s)
 redis.call('SET', KEYS[2], id, 'EX', ttl_s)
 if KEYS[3] ~= KEYS[2] then redis.call('SET', KEYS[3], id, 'NX', 'EX', ttl_s) end

@@ -29,9 +29,7 @@ from .dedup import (
     Decision,
     Probe,
     decide,
-    near_candidates,
     probe,
-    story_candidates,
 )
 from .errors import StoreError
 from .model import ArticleRecord, CleanedArticle, CommitResult, FeedEntry, parse_iso
@@ -172,32 +170,22 @@ class Store:
             self._run_commit(record, article, now, set(), Decision(), "", check=False, client=pipe)
         return [_result(raw) for raw in pipe.execute()]
 
-    def verify(
-        self, article: Probe, near_raw: Sequence[Any], story_raw: Sequence[Any],
-    ) -> tuple[set[str], Decision]:
-        """Fetch and verify the best of the candidates the commit script found (band
-        members and posting members, each with how many it shares, flat): (every id
-        that could match, the proposed match). Its cost is bounded by the bucket cap
-        and candidate limit, not by how many articles are stored."""
-        bands_shared = {decoded(near_raw[i]): int(near_raw[i + 1])
-                        for i in range(0, len(near_raw), 2)}
-        terms_shared = {decoded(story_raw[i]): int(story_raw[i + 1])
-                        for i in range(0, len(story_raw), 2)}
-        seen = set(bands_shared) | set(terms_shared)
-        near_ids = near_candidates(bands_shared, self.settings.dedup_candidates)
-        story_ids = story_candidates(terms_shared, self.settings.dedup_candidates)
-        wanted = list(dict.fromkeys(near_ids + story_ids))
+    def verify(self, article: Probe, reply: Sequence[Any]) -> tuple[set[str], Decision]:
+        """Verify the candidates of a ``retry`` reply of the commit script: (every id
+        that could match, the proposed match). The reply holds them all (band members and
+        posting members), the best of each kind (``NEWSWIRE_DEDUP_CANDIDATES``) and
+        those ones' text, publication time, entities and figures. Its cost is bounded by
+        the bucket cap and candidate limit, not by how many articles are stored."""
+        near_raw, story_raw, near_ids, story_ids, fetched = (
+            reply[7], reply[8], reply[10], reply[11], reply[12])
+        seen = {decoded(m) for m in near_raw[::2]} | {decoded(m) for m in story_raw[::2]}
         candidates: dict[str, Candidate] = {}
-        if wanted:
-            pipe = self.redis.pipeline(transaction=False)
-            for cid in wanted:
-                pipe.hmget(self.keys.article(cid), ["text", "published", "entities", "figures"])
-            for cid, (text, when, names, figures) in zip(wanted, pipe.execute(), strict=True):
-                if text is not None:
-                    candidates[cid] = Candidate(cid, decoded(text), decoded(when),
-                                                _words(names), _words(figures))
+        for i in range(0, len(fetched), 5):
+            cid, text, when, names, figures = fetched[i:i + 5]
+            candidates[decoded(cid)] = Candidate(decoded(cid), decoded(text), decoded(when),
+                                                 _words(names), _words(figures))
         decision = decide(
-            article, candidates, near_ids, story_ids,
+            article, candidates, [decoded(c) for c in near_ids], [decoded(c) for c in story_ids],
             neardup_threshold=self.settings.neardup_threshold,
             containment_threshold=self.settings.neardup_containment,
             thresholds=StoryThresholds(score=self.settings.story_threshold,
@@ -267,6 +255,7 @@ class Store:
                 self.settings.boilerplate_min_pages if check_learned else 0,
                 " ".join(record.learned_blocks),
                 read_at,
+                self.settings.dedup_candidates,
                 *flat,
             ],
         )
@@ -567,7 +556,7 @@ class Commit:
             if kind != "retry":
                 return _result(raw)
             if proposals < COMMIT_ATTEMPTS:
-                self._send(*self.store.verify(self.article, raw[7], raw[8]), decoded(raw[9]))
+                self._send(*self.store.verify(self.article, raw), decoded(raw[9]))
                 yield
                 raw = self._reply()
         raise StoreError(

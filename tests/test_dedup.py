@@ -296,9 +296,37 @@ def test_candidates_the_worker_has_not_seen_are_returned_not_skipped(store, clie
     raced = store._run_commit(copy, article, NOW, set(), Decision(), "", check=True)
     assert raced[0] == b"retry" and first.id.encode() in raced[7]
     assert not client.exists(f"news:article:{copy.id}")
-    seen, decision = store.verify(article, raced[7], raced[8])
+    seen, decision = store.verify(article, raced)
     assert seen == {first.id} and decision.near_id == first.id
     assert store.commit(copy, NOW).duplicate_of == first.id
+
+
+def test_a_retry_hands_back_the_best_candidates_of_each_kind_with_their_texts(
+    client, redis_url
+) -> None:
+    # Five stored updates of one article: every one a band member of a sixth, and a
+    # posting member. The reply names at most NEWSWIRE_DEDUP_CANDIDATES of each kind,
+    # most shared first, ties by id, and carries what verifies them.
+    store = Store(client, Settings(redis_url=redis_url, dedup_candidates=2))
+    updates = [record(f"https://mt.example/{i}", f"{ORIGINAL}\nUpdate number {i}.")
+               for i in range(6)]
+    store.load(updates[:5], NOW)
+    last = updates[5]
+    article = probe(last.id, last.text, NOW)
+    reply = store._run_commit(last, article, NOW, set(), Decision(), "", check=True)
+    assert reply[0] == b"retry"
+    for flat, best in ((reply[7], reply[10]), (reply[8], reply[11])):
+        shared = {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        assert len(shared) == 5
+        ranked = sorted(shared, key=lambda m: (-shared[m], m))[:2]
+        assert [b.decode() for b in best] == ranked
+    fetched = reply[12]
+    by_id = {fetched[i].decode(): fetched[i + 1:i + 5] for i in range(0, len(fetched), 5)}
+    assert set(by_id) == {b.decode() for b in [*reply[10], *reply[11]]}
+    texts = {u.id: u.text for u in updates}
+    for cid, (text, published, entities, _) in by_id.items():
+        assert text.decode() == texts[cid] and published.decode() == "2025-02-20T11:05:00Z"
+        assert entities  # stored with each article, read instead of found again
 
 
 def zsets_read(client: redis.Redis) -> int:

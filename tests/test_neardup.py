@@ -20,9 +20,7 @@ from newswire.dedup import (
     Candidate,
     RecentShingles,
     decide,
-    near_candidates,
     probe,
-    story_candidates,
 )
 from newswire.fingerprint import normalize_text
 from newswire.stories import _STOPWORDS as STOPWORDS
@@ -172,13 +170,6 @@ def test_rewrite_scores_as_one_story_and_shape_4_does_not() -> None:
     late = stories.compare(original, stories.StoryFeatures(page("rw-summit-rewrite")), T0,
                            T0 + timedelta(days=4))
     assert not late.same and late.score == rewrite.score
-
-
-def test_candidate_ranking_is_bounded_and_deterministic() -> None:
-    assert near_candidates({"b": 1, "a": 2, "c": 1}, limit=2) == ["a", "b"]
-    shared = {"b": 3, "a": 3, "c": 2, "d": 5}
-    assert story_candidates(shared, limit=5) == ["d", "a", "b"]
-    assert story_candidates(shared, limit=1) == ["d"]
 
 
 def test_decide_prefers_the_same_article_over_the_same_story() -> None:
