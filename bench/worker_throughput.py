@@ -424,11 +424,15 @@ def instructions(command: list[str], env: dict[str, str]) -> int:
     the same on every run, however busy the machine is, and about 40 times as slow."""
     with tempfile.TemporaryDirectory(prefix="newswire-callgrind-") as folder:
         done = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out", *command],
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out.%p", *command],
             env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
+    # A child that the process forks (RQ's scheduler of retries, when its maintenance
+    # runs during the slowed run) reports too, with the counts it inherited: the
+    # command's own line is the one with its pid, valgrind's first.
+    pid = re.search(r"==(\d+)==", done.stderr)
+    found = pid and re.search(rf"=={pid.group(1)}== Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or not found:
         raise SystemExit(f"{' '.join(command)} under callgrind failed:\n{done.stderr[-2000:]}")
     return int(found.group(1))
 
