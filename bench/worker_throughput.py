@@ -421,7 +421,8 @@ class Bench:
 def instructions(command: list[str], env: dict[str, str]) -> int:
     """The instructions ``command`` executes in its own process (its main program and
     threads; not Redis's, the site's or any child's), counted by valgrind's callgrind:
-    the same on every run, however busy the machine is, and about 40 times as slow."""
+    however busy the machine is, nearly the same from run to run (a worker of 300
+    pages: 9.26 and 9.27 G in two runs), and about 40 times as slow."""
     with tempfile.TemporaryDirectory(prefix="newswire-callgrind-") as folder:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out.%p", *command],

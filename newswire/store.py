@@ -170,14 +170,14 @@ class Store:
             self._run_commit(record, article, now, set(), Decision(), "", check=False, client=pipe)
         return [_result(raw) for raw in pipe.execute()]
 
-    def verify(self, article: Probe, reply: Sequence[Any]) -> tuple[set[str], Decision]:
-        """Verify the candidates of a ``retry`` reply of the commit script: (every id
-        that could match, the proposed match). The reply holds them all (band members and
-        posting members), the best of each kind (``NEWSWIRE_DEDUP_CANDIDATES``) and
-        those ones' text, publication time, entities and figures. Its cost is bounded by
-        the bucket cap and candidate limit, not by how many articles are stored."""
-        near_raw, story_raw, near_ids, story_ids, fetched = (
-            reply[7], reply[8], reply[10], reply[11], reply[12])
+    def verify(self, article: Probe, reply: Sequence[Any]) -> tuple[set[str], Decision, str]:
+        """Verify the candidates of a ``retry`` reply of the commit script: the next
+        call's answer to it (every id that could match, the proposed match, the stream id
+        the candidates were read at). The reply holds them all (band members and posting
+        members), the best of each kind (``NEWSWIRE_DEDUP_CANDIDATES``) and those ones'
+        text, publication time, entities and figures. Its cost is bounded by the bucket
+        cap and candidate limit, not by how many articles are stored."""
+        near_raw, story_raw, read_at, near_ids, story_ids, fetched = reply[7:13]
         seen = {decoded(m) for m in near_raw[::2]} | {decoded(m) for m in story_raw[::2]}
         candidates: dict[str, Candidate] = {}
         for i in range(0, len(fetched), 5):
@@ -191,7 +191,7 @@ class Store:
             thresholds=StoryThresholds(score=self.settings.story_threshold,
                                        window_hours=self.settings.story_window_hours),
         )
-        return seen, decision
+        return seen, decision, decoded(read_at)
 
     def _run_commit(
         self, record: ArticleRecord, article: Probe, now: datetime, seen: set[str],
@@ -556,7 +556,7 @@ class Commit:
             if kind != "retry":
                 return _result(raw)
             if proposals < COMMIT_ATTEMPTS:
-                self._send(*self.store.verify(self.article, raw), decoded(raw[9]))
+                self._send(*self.store.verify(self.article, raw))
                 yield
                 raw = self._reply()
         raise StoreError(

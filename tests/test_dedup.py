@@ -296,7 +296,7 @@ def test_candidates_the_worker_has_not_seen_are_returned_not_skipped(store, clie
     raced = store._run_commit(copy, article, NOW, set(), Decision(), "", check=True)
     assert raced[0] == b"retry" and first.id.encode() in raced[7]
     assert not client.exists(f"news:article:{copy.id}")
-    seen, decision = store.verify(article, raced)
+    seen, decision, _ = store.verify(article, raced)
     assert seen == {first.id} and decision.near_id == first.id
     assert store.commit(copy, NOW).duplicate_of == first.id
 
