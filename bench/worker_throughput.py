@@ -35,8 +35,9 @@ the running workers also how busy the cores were in all), the ratio of one worke
 to the floor (1.0 = no overhead at all) and the scaling of two workers over one;
 both also without start-up, from the same processes timed with nothing to do; and
 the scaling of two running workers over one. Each ratio is the median of the ratios of
-the rounds, whose runs follow one another within seconds: the development machine's
-speed drifts by half over minutes, and a ratio of medians would mix its phases.
+the rounds, whose runs follow one another within seconds, every other round in the
+other order: the development machine's speed drifts by half over minutes, and a ratio
+of medians would mix its phases, a fixed order favour one side.
 
 Newswire's packages are byte-compiled first (:func:`byte_compiled`), as an installed
 package's are, like the floor's libraries.
@@ -503,7 +504,9 @@ def main() -> int:
                   f"({work['floor'] / work['worker']:.2f} without start-up)")
             return 0
         half = len(urls) // 2
-        # In each round, each pair that a ratio compares runs one after the other.
+        # In each round, each pair that a ratio compares runs one after the other, and
+        # every other round in the other order: a machine speeding up or slowing down
+        # over a round then favours neither side of a ratio in all.
         runs = {"2 floors": [floor + urls[:half], floor + urls[half:]],
                 "floor": [floor + urls],
                 "1 worker": [worker], "2 workers": [worker, worker]}
@@ -515,8 +518,9 @@ def main() -> int:
         site = urls[0].rsplit("/", 1)[0]
         warm_up = [f"{site}/{len(urls) + n}" for n in range(4 * args.job_batch)]
         served: dict[int, list[tuple[float, float, Shared]]] = {1: [], 2: []}
-        for _ in range(args.repeat):
-            for name, commands in runs.items():
+        for round_ in range(args.repeat):
+            turn = 1 if round_ % 2 == 0 else -1
+            for name, commands in list(runs.items())[::turn]:
                 client.flushall()
                 if "worker" in name:
                     enqueue(settings, client, urls)
@@ -532,7 +536,7 @@ def main() -> int:
             client.flushall()
             startup["floor"].append(timed([floor], env)[0])
             startup["worker"].append(timed([worker], env)[0])
-            for workers, runs_ in served.items():
+            for workers, runs_ in list(served.items())[::turn]:
                 runs_.append(running(bench, workers, warm_up))
         wall = {name: statistics.median(times) for name, times in walls.items()}
         idle = {name: statistics.median(times) for name, times in startup.items()}
