@@ -1,6 +1,6 @@
 """Worker throughput against the floor: the cost of the work itself.
 
-    .venv/bin/python bench/worker_throughput.py [--pages 300] [--repeat 3]
+    .venv/bin/python bench/worker_throughput.py [--pages 300] [--repeat 3] [--latency 0.2]
     .venv/bin/python bench/worker_throughput.py --memory 10000
     .venv/bin/python bench/worker_throughput.py --instructions
 
@@ -41,6 +41,12 @@ of medians would mix its phases, a fixed order favour one side.
 
 Newswire's packages are byte-compiled first (:func:`byte_compiled`), as an installed
 package's are, like the floor's libraries.
+
+``--latency SECONDS`` makes every page answer after a time of its own (seeded, from a
+tenth of SECONDS to SECONDS), as distant sites do: the workers then wait on the network
+more than they work. Their fetches overlap (``NEWSWIRE_FETCH_AHEAD``) and the floor's
+don't, so the one worker / floor ratio then measures that, not newswire's overhead;
+the scaling of two workers shows how far they scale when the network sets the pace.
 
 ``--instructions`` instead counts the instructions the floor and one worker execute,
 each as a whole process and with nothing to do (valgrind's callgrind, so Redis's and
@@ -154,10 +160,11 @@ def page(n: int) -> bytes:
     ).encode()
 
 
-def serve(pages: int, ready: Connection) -> None:
+def serve(pages: int, ready: Connection, latency: float = 0.0) -> None:
     """Serve the pages on keep-alive connections, each response prebuilt: an asyncio
     protocol that reads the request line and writes bytes, so that the site takes as
-    little as possible of the cores the workers run on."""
+    little as possible of the cores the workers run on. With ``latency``, each page's
+    answer waits a time of its own, seeded, from a tenth of that to that."""
     def response(n: int) -> bytes:
         body = page(n)
         return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
@@ -178,8 +185,13 @@ def serve(pages: int, ready: Connection) -> None:
             while (end := self.buffer.find(b"\r\n\r\n")) >= 0:  # GETs have no body
                 request, self.buffer = self.buffer[:end], self.buffer[end + 4:]
                 path = request.split(b" ", 2)[1]
-                answer = responses.get(path) or response(int(path.rsplit(b"/", 1)[1]))
-                self.transport.write(answer)
+                n = int(path.rsplit(b"/", 1)[1])
+                answer = responses.get(path) or response(n)
+                if latency:
+                    wait = random.Random(-1 - n).uniform(latency / 10, latency)
+                    asyncio.get_running_loop().call_later(wait, self.transport.write, answer)
+                else:
+                    self.transport.write(answer)
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Site, "127.0.0.1", 0,
@@ -389,9 +401,9 @@ class Bench:
     env: dict[str, str]
 
     @classmethod
-    def start(cls, pages: int, **settings: Any) -> Bench:
+    def start(cls, pages: int, latency: float = 0.0, **settings: Any) -> Bench:
         ready, sender = mp.Pipe(duplex=False)
-        site = mp.Process(target=serve, args=(pages, sender), daemon=True)
+        site = mp.Process(target=serve, args=(pages, sender, latency), daemon=True)
         site.start()
         port = ready.recv()
         byte_compiled(ROOT)
@@ -452,10 +464,13 @@ def main() -> int:
                         help="count the instructions of the floor and one worker (valgrind)")
     parser.add_argument("--job-batch", type=int, default=Settings().job_batch, metavar="N",
                         help="entries per RQ job (default: %(default)s, as NEWSWIRE_JOB_BATCH)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="each page answers after a time of its own (seeded) from a "
+                             "tenth of SECONDS to SECONDS, as a distant site does")
     args = parser.parse_args()
 
     count = args.memory or args.pages
-    bench = Bench.start(count, job_batch=args.job_batch)
+    bench = Bench.start(count, args.latency, job_batch=args.job_batch)
     client, urls, settings, env = bench.client, bench.urls, bench.settings, bench.env
     worker = [sys.executable, "-m", "worker", "--burst"]
     try:
