@@ -1,6 +1,7 @@
 """One worker of several checkouts against the floor, alternated on the same pages.
 
-    .venv/bin/python bench/worker_ab.py [--pages 300] [--rounds 8] CHECKOUT [CHECKOUT...]
+    .venv/bin/python bench/worker_ab.py [--pages 300] [--rounds 8] [--latency 0.2]
+                                        CHECKOUT [CHECKOUT...]
 
 The development machine is shared and its speed drifts by half within minutes, so
 figures from runs minutes apart compare badly. This runs, round after round, the
@@ -10,7 +11,8 @@ CHECKOUT (a directory holding a newswire tree, e.g. from ``git worktree add
 Redis, flushed before each and enqueued by that checkout's own scheduler code (its
 batch sizes and default ``NEWSWIRE_JOB_BATCH``), and prints the medians of wall time
 and CPU per article of each, and the floor / worker ratio of each: the median of the
-rounds' own ratios.
+rounds' own ratios. ``--latency`` as in ``bench/worker_throughput.py``: pages that
+answer as a distant site's do.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="each page answers after a time of its own (seeded) from a "
+                             "tenth of SECONDS to SECONDS, as a distant site does")
     parser.add_argument("checkouts", nargs="+", type=Path, metavar="CHECKOUT")
     args = parser.parse_args()
     for checkout in args.checkouts:
@@ -50,7 +55,7 @@ def main() -> int:
                 parser.error(f"{checkout}: no newswire tree there ({needed})")
         byte_compiled(checkout)
 
-    bench = Bench.start(args.pages)
+    bench = Bench.start(args.pages, args.latency)
     client, urls = bench.client, bench.urls
     names = ["floor", *(str(c) for c in args.checkouts)]
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in names}

@@ -532,6 +532,9 @@ def test_a_batch_takes_its_pages_in_rounds_that_end_at_round_bytes() -> None:
     assert sizes == [[3, 2, None, 3], [10], [1]]
     assert [[e.guid for e, _ in r] for r in rounds(pages, 100)] == [["0", "1", "2", "3", "4"]]
     assert list(rounds([], 6)) == []
+    # A page still on its way (None) ends the round before it; nothing held, no round.
+    waits = [None, pages[0], pages[1], None, None, pages[2], pages[3], None]
+    assert [[e.guid for e, _ in r] for r in rounds(waits, 100)] == [["0", "1"], ["2", "3"]]
 
 
 @pytest.mark.usefixtures("runtime")
@@ -711,3 +714,36 @@ def test_a_batch_fetches_ahead_only_once_pages_come_slowly(
     # slow one, NEWSWIRE_FETCH_AHEAD (4) of them at once.
     assert pages.most == most
     assert all(stored(client, entry)["source"] == "page" for entry in entries)
+
+
+@pytest.mark.usefixtures("runtime")
+def test_a_batch_works_on_the_pages_it_has_while_the_next_is_on_its_way(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    # The first page is slow (so the rest are fetched ahead), the next four come at
+    # once, and the last answers once those five are stored, or after 2 s (well within
+    # the request timeout).
+    pages = InFlight()
+    site.routes["/p0"] = pages.route(distinct_page(0), 2 * SLOW_FETCH)
+    for n in range(1, 5):
+        site.routes[f"/p{n}"] = pages.route(distinct_page(n), 0.0)
+    stored_before: list[int] = []
+
+    def last(_request: Request) -> Response:
+        deadline = time.monotonic() + 2
+        while client.zcard("news:recent") < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stored_before.append(int(client.zcard("news:recent")))
+        return html(distinct_page(5))
+
+    site.routes["/p5"] = last
+    entries = tuple(make_entry(site, f"/p{n}") for n in range(6))
+    assert sched.enqueue(entries) == 6
+    assert len(batch_jobs(client)) == 1
+
+    work(sched, client)
+
+    # Stored while the last was on its way: a batch that fetched every page before
+    # cleaning any would have stored none of them by then.
+    assert stored_before == [5]
+    assert [e["url"] for e in stream(client)] == [e.link for e in entries]

@@ -133,10 +133,11 @@ SLOW_FETCH = 0.05
 
 def prefetched(
     entries: Sequence[FeedEntry], ahead: int
-) -> Iterator[tuple[FeedEntry, FetchedResponse | FetchError]]:
+) -> Iterator[tuple[FeedEntry, FetchedResponse | FetchError] | None]:
     """Each entry with its page, in order: fetched one at a time while pages come
     fast; once one is slow (:data:`SLOW_FETCH`), the rest up to ``ahead`` pages in
-    advance on threads, so that their waits overlap."""
+    advance on threads, so that their waits overlap, and a None before a page that is
+    still on its way: what came before it can be worked on meanwhile."""
     pending = iter(entries)
     for entry in pending:
         started = time.monotonic()
@@ -153,23 +154,34 @@ def prefetched(
             entry, future = window.popleft()
             if (following := next(pending, None)) is not None:
                 window.append((following, pool.submit(fetch, following)))
+            if not future.done():
+                yield None
             yield entry, future.result()
 
 
 #: Bytes of pages at which a batch's round ends: it fetches pages until they reach this
-#: (or the batch ends), cleans them all, commits them all, then goes on. A round holds
-#: less than this plus its last page (``NEWSWIRE_PAGE_MAX_BYTES`` at most).
+#: (or the batch ends, or the next page is still on its way), cleans them all, commits
+#: them all, then goes on. A round holds less than this plus its last page
+#: (``NEWSWIRE_PAGE_MAX_BYTES`` at most).
 ROUND_BYTES = 8 * 1024 * 1024
 
 Fetched = tuple[FeedEntry, FetchedResponse | FetchError]
 
 
-def rounds(pages: Iterable[Fetched], max_bytes: int) -> Iterator[list[Fetched]]:
+def rounds(pages: Iterable[Fetched | None], max_bytes: int) -> Iterator[list[Fetched]]:
     """``pages`` in consecutive rounds, each ended by the page whose body brings it
-    to ``max_bytes`` (so a bigger page ends a round of its own) or by the last page."""
+    to ``max_bytes`` (so a bigger page ends a round of its own), by a None (the next
+    page is still on its way: the round is worked on while it comes) or by the last
+    page."""
     held: list[Fetched] = []
     size = 0
-    for entry, fetched in pages:
+    for page in pages:
+        if page is None:
+            if held:
+                yield held
+                held, size = [], 0
+            continue
+        entry, fetched = page
         held.append((entry, fetched))
         size += len(fetched.body) if isinstance(fetched, FetchedResponse) else 0
         if size >= max_bytes:
