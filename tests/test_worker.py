@@ -717,6 +717,53 @@ def test_a_batch_fetches_ahead_only_once_pages_come_slowly(
 
 
 @pytest.mark.usefixtures("runtime")
+def test_a_batch_fetches_ahead_from_its_first_page_when_the_host_was_slow_before(
+    site: Site, sched: Scheduler, client: redis.Redis
+) -> None:
+    pages = InFlight()
+    alongside: list[int] = []  # requests in flight as each batch's first page ends
+
+    def first(body: bytes) -> Any:
+        def handle(_request: Request) -> Response:
+            with pages.lock:
+                pages.now += 1
+            time.sleep(2 * SLOW_FETCH)
+            with pages.lock:
+                alongside.append(pages.now)
+                pages.now -= 1
+            return html(body)
+        return handle
+
+    for batch in range(2):
+        site.routes[f"/b{batch}p0"] = first(distinct_page(10 * batch))
+        for n in range(1, 4):
+            site.routes[f"/b{batch}p{n}"] = pages.route(distinct_page(10 * batch + n),
+                                                        2 * SLOW_FETCH)
+        entries = tuple(make_entry(site, f"/b{batch}p{n}") for n in range(4))
+        assert sched.enqueue(entries) == 4
+        work(sched, client)
+        assert all(stored(client, entry)["source"] == "page" for entry in entries)
+
+    # The first batch learns that the host is slow from its first page, fetched
+    # alone; the second fetches its first page with the others.
+    assert alongside[0] == 1
+    assert alongside[1] > 1
+
+
+def test_a_worker_remembers_the_pace_of_its_latest_hosts_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker.jobs, "HOSTS_KEPT", 2)
+    monkeypatch.setattr(worker.jobs, "fetch", lambda entry: FetchError("unreachable"))
+    entries = [FeedEntry(feed="t", link=f"http://{h}.example/", guid=h,
+                         canonical_url=f"http://{h}.example/") for h in "abca"]
+    slow_hosts = {"c.example": True}  # known slow, then found fast: its last pace counts
+    fetched = [page for page in worker.jobs.prefetched(entries, 0, slow_hosts) if page]
+    assert [entry for entry, _ in fetched] == entries
+    assert list(slow_hosts.items()) == [("c.example", False), ("a.example", False)]
+
+
+@pytest.mark.usefixtures("runtime")
 def test_a_batch_works_on_the_pages_it_has_while_the_next_is_on_its_way(
     site: Site, sched: Scheduler, client: redis.Redis
 ) -> None:

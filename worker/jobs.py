@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import redis
@@ -131,32 +131,53 @@ def fetch(entry: FeedEntry) -> FetchedResponse | FetchError:
 SLOW_FETCH = 0.05
 
 
+#: Hosts a worker remembers the pace of (:func:`prefetched`).
+HOSTS_KEPT = 1024
+
+
+def _timed_fetch(entry: FeedEntry) -> tuple[FetchedResponse | FetchError, float]:
+    started = time.monotonic()
+    return fetch(entry), time.monotonic() - started
+
+
+def _paced(
+    slow_hosts: dict[str, bool], entry: FeedEntry,
+    timed: tuple[FetchedResponse | FetchError, float],
+) -> tuple[FeedEntry, FetchedResponse | FetchError]:
+    """The entry and its page, its host's pace remembered (the most recent last)."""
+    host = host_of(entry.canonical_url)
+    slow_hosts.pop(host, None)
+    slow_hosts[host] = timed[1] >= SLOW_FETCH
+    if len(slow_hosts) > HOSTS_KEPT:
+        del slow_hosts[next(iter(slow_hosts))]
+    return entry, timed[0]
+
+
 def prefetched(
-    entries: Sequence[FeedEntry], ahead: int
+    entries: Sequence[FeedEntry], ahead: int, slow_hosts: dict[str, bool]
 ) -> Iterator[tuple[FeedEntry, FetchedResponse | FetchError] | None]:
     """Each entry with its page, in order: fetched one at a time while pages come
-    fast; once one is slow (:data:`SLOW_FETCH`), the rest up to ``ahead`` pages in
+    fast; from the first entry whose host's last page was slow (:data:`SLOW_FETCH`;
+    in this batch or an earlier one: ``slow_hosts``), the rest up to ``ahead`` pages in
     advance on threads, so that their waits overlap, and a None before a page that is
     still on its way: what came before it can be worked on meanwhile."""
     pending = iter(entries)
     for entry in pending:
-        started = time.monotonic()
-        fetched = fetch(entry)
-        slow = time.monotonic() - started >= SLOW_FETCH
-        yield entry, fetched
-        if slow and ahead > 0:
+        if ahead > 0 and slow_hosts.get(host_of(entry.canonical_url)):
+            pending = chain((entry,), pending)
             break
+        yield _paced(slow_hosts, entry, _timed_fetch(entry))
     else:
         return
     with ThreadPoolExecutor(ahead, thread_name_prefix="fetch") as pool:
-        window = deque((e, pool.submit(fetch, e)) for e in islice(pending, ahead))
+        window = deque((e, pool.submit(_timed_fetch, e)) for e in islice(pending, ahead))
         while window:
             entry, future = window.popleft()
             if (following := next(pending, None)) is not None:
-                window.append((following, pool.submit(fetch, following)))
+                window.append((following, pool.submit(_timed_fetch, following)))
             if not future.done():
                 yield None
-            yield entry, future.result()
+            yield _paced(slow_hosts, entry, future.result())
 
 
 #: Bytes of pages at which a batch's round ends: it fetches pages until they reach this
@@ -245,7 +266,8 @@ def ingest_batch(payloads: list[dict[str, Any]]) -> dict[str, list[dict[str, str
     results = [{"url": e.canonical_url, "result": "exists", "id": sid}
                for e, sid in zip(entries, stored, strict=True) if sid]
     todo = [e for e, sid in zip(entries, stored, strict=True) if not sid]
-    for pages in rounds(prefetched(todo, runtime.settings.fetch_ahead), ROUND_BYTES):
+    incoming = prefetched(todo, runtime.settings.fetch_ahead, runtime.slow_hosts)
+    for pages in rounds(incoming, ROUND_BYTES):
         sent: tuple[FeedEntry, Commit | Exception] | None = None
         for entry, cleaned in [(entry, _cleaned(entry, fetched)) for entry, fetched in pages]:
             commit = _started(entry, cleaned)

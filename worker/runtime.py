@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from newswire.http import Fetcher
 from newswire.settings import Settings
@@ -14,6 +14,9 @@ class Runtime:
     settings: Settings
     store: Store
     fetcher: Fetcher
+    #: Hosts by whether their last page took ``worker.jobs.SLOW_FETCH`` or more, the
+    #: most recent last (read and written by a job's own thread only).
+    slow_hosts: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
