@@ -197,15 +197,10 @@ def rounds(pages: Iterable[Fetched | None], max_bytes: int) -> Iterator[list[Fet
     held: list[Fetched] = []
     size = 0
     for page in pages:
-        if page is None:
-            if held:
-                yield held
-                held, size = [], 0
-            continue
-        entry, fetched = page
-        held.append((entry, fetched))
-        size += len(fetched.body) if isinstance(fetched, FetchedResponse) else 0
-        if size >= max_bytes:
+        if page is not None:
+            held.append(page)
+            size += len(page[1].body) if isinstance(page[1], FetchedResponse) else 0
+        if held and (page is None or size >= max_bytes):
             yield held
             held, size = [], 0
     if held:
