@@ -26,7 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker_throughput import FLOOR, Bench, byte_compiled, timed  # noqa: E402
+from worker_throughput import (  # noqa: E402
+    FLOOR,
+    Bench,
+    add_latency_argument,
+    byte_compiled,
+    timed,
+)
 
 #: Run in a checkout: its bench's enqueue, with its own settings from the environment.
 ENQUEUE = """
@@ -44,9 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
-                        help="each page answers after a time of its own (seeded) from a "
-                             "tenth of SECONDS to SECONDS, as a distant site does")
+    add_latency_argument(parser)
     parser.add_argument("checkouts", nargs="+", type=Path, metavar="CHECKOUT")
     args = parser.parse_args()
     for checkout in args.checkouts:

@@ -455,6 +455,13 @@ def _kind(run: str) -> str:
     return "worker" if "worker" in run else "floor"
 
 
+def add_latency_argument(parser: argparse.ArgumentParser) -> None:
+    """``--latency``, for :meth:`Bench.start`: this bench's and ``bench/worker_ab.py``'s."""
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="each page answers after a time of its own (seeded) from a "
+                             "tenth of SECONDS to SECONDS, as a distant site does")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=300)
@@ -464,9 +471,7 @@ def main() -> int:
                         help="count the instructions of the floor and one worker (valgrind)")
     parser.add_argument("--job-batch", type=int, default=Settings().job_batch, metavar="N",
                         help="entries per RQ job (default: %(default)s, as NEWSWIRE_JOB_BATCH)")
-    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
-                        help="each page answers after a time of its own (seeded) from a "
-                             "tenth of SECONDS to SECONDS, as a distant site does")
+    add_latency_argument(parser)
     args = parser.parse_args()
 
     count = args.memory or args.pages
