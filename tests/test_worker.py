@@ -683,13 +683,17 @@ class InFlight:
         self.now = self.most = 0
         self.lock = threading.Lock()
 
-    def route(self, body: bytes, delay: float) -> Any:
+    def route(self, body: bytes, delay: float, at_end: list[int] | None = None) -> Any:
+        """A route answering after ``delay``; ``at_end`` gets how many requests (its own
+        among them) were in flight as it ended."""
         def handle(_request: Request) -> Response:
             with self.lock:
                 self.now += 1
                 self.most = max(self.most, self.now)
             time.sleep(delay)
             with self.lock:
+                if at_end is not None:
+                    at_end.append(self.now)
                 self.now -= 1
             return html(body)
 
@@ -722,20 +726,9 @@ def test_a_batch_fetches_ahead_from_its_first_page_when_the_host_was_slow_before
 ) -> None:
     pages = InFlight()
     alongside: list[int] = []  # requests in flight as each batch's first page ends
-
-    def first(body: bytes) -> Any:
-        def handle(_request: Request) -> Response:
-            with pages.lock:
-                pages.now += 1
-            time.sleep(2 * SLOW_FETCH)
-            with pages.lock:
-                alongside.append(pages.now)
-                pages.now -= 1
-            return html(body)
-        return handle
-
     for batch in range(2):
-        site.routes[f"/b{batch}p0"] = first(distinct_page(10 * batch))
+        site.routes[f"/b{batch}p0"] = pages.route(distinct_page(10 * batch), 2 * SLOW_FETCH,
+                                                  alongside)
         for n in range(1, 4):
             site.routes[f"/b{batch}p{n}"] = pages.route(distinct_page(10 * batch + n),
                                                         2 * SLOW_FETCH)
